@@ -65,8 +65,11 @@ def _rule_violations(module: str, imported: set[str]) -> list[str]:
         if module.startswith("rsinfer.scene") and _names(name, ("rsinfer.models", "rsinfer.samplers",
                                                                 "rsinfer.pipelines")):
             bad.append(f"{module} imports {name}: the scene engine knows nothing of diffusion")
+        if module.startswith("rsinfer.tiling") and _names(name, ("rsinfer",)) and not _names(
+                name, ("rsinfer.ops", "rsinfer.tiling")):
+            bad.append(f"{module} imports {name}: tiling primitives import torch and rsinfer.ops only")
         if module.startswith("rsinfer.models") and _names(name, ("rsinfer.io", "rsinfer.scene", "rsinfer.pipelines",
-                                                                 "rsinfer.cli")):
+                                                                 "rsinfer.cli", "rsinfer.engines")):
             bad.append(f"{module} imports {name}: models know nothing of rasters or pipelines")
         if not module.startswith("rsinfer.cli") and _names(name, ("argparse", "rsinfer.cli")):
             bad.append(f"{module} imports {name}: only the CLI parses arguments")
@@ -87,6 +90,8 @@ def test_imports_rules_catch_a_violation() -> None:
     assert _rule_violations("rsinfer.samplers.dpm_solver", {"numpy"})
     assert _rule_violations("rsinfer.scene.engine", {"rsinfer.samplers"})
     assert _rule_violations("rsinfer.kernels.attention", {"rsinfer.ops"})
+    assert _rule_violations("rsinfer.tiling.blend", {"rsinfer.scene"})
+    assert _rule_violations("rsinfer.models.vae", {"rsinfer.io"})
 
 
 def test_no_module_prints_outside_the_cli() -> None:
