@@ -60,10 +60,14 @@ def _probe_triton() -> BackendStatus:
 
 def _probe_ext() -> BackendStatus:
     try:
-        table = _load_table("ext")
+        _load_table("ext")
+        from rsinfer.ops.ext import build_info
     except ImportError as err:
         return BackendStatus("ext", False, f"the compiled extension rsinfer._C is not built ({err}); run `make build`")
-    return BackendStatus("ext", True, f"rsinfer._C ({', '.join(sorted(table))})")
+    info = build_info()
+    return BackendStatus("ext", True, f"rsinfer._C: {info['simd_selected']} kernels (built {info['simd_compiled']}), "
+                                      f"{info['threads']} OpenMP threads, {info['compiler']}; "
+                                      f"CUDA objects: {info['cuda_objects']}")
 
 
 @functools.cache

@@ -87,7 +87,8 @@ def group_modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, ep
     x: (B, C, H, W); mean and biased variance per sample over C, H, W with `eps` inside the square root
     (GroupNorm with one group, no affine). shift, scale: (B, C). Returns (B, C, H, W).
     """
-    xf = F.group_norm(x.float(), 1, eps=eps)
+    # contiguous: F.group_norm on a channels-last float tensor loses precision (3e-5 relative measured at mean 50).
+    xf = F.group_norm(x.float().contiguous(), 1, eps=eps)
     return (xf * (1 + scale.float()[:, :, None, None]) + shift.float()[:, :, None, None]).to(x.dtype)
 
 
