@@ -1,0 +1,41 @@
+"""The scene engine: any number of input rasters of any size in, one georeferenced raster out, in bounded memory.
+
+It knows tiles, grids, masks and blending — nothing of diffusion.
+
+`run_scene(fn, inputs, output, grid=None, tile=256, overlap=32, blend="cosine", batch_size=4, bands=None,
+nodata=None, dtype="float32", cog=False, overwrite=False, progress=True) -> OutputSummary`
+
+- **fn**: fn({name: (B, C_i, h_i, w_i) float32 CPU tensor}) -> (B, C_out, tile, tile) on the output grid. Optional
+  attributes: `input_specs` {name: InputSpec(scale, resampling)} — each input read at its own scale over the same
+  ground footprint (h_i = tile · scale; e.g. 0.25 for a 4x coarser multispectral input), bilinear for continuous
+  data, nearest for masks/labels; `band_descriptions`; `output_tags`; `out_channels`.
+- **Grid**: the output uses the CRS, transform and shape of input `grid` (default: the first). Other inputs are read
+  directly when on that grid, else resampled on the fly through a GDAL WarpedVRT; an input that does not overlap the
+  grid is an error, partial overlap leaves nodata.
+- **Tiles**: `rsinfer.tiling.plan_windows` (border windows shifted inward); scenes smaller than a tile are padded
+  (as nodata) to one tile and cropped back. `tile > 2·overlap`.
+- **Nodata**: a pixel is valid when every band of every input is valid (not nodata, not NaN, covered). All-nodata
+  tiles are not run (written as nodata); in partly invalid tiles fn sees each band's tile mean in place of invalid
+  pixels, and the output is nodata there. Output nodata: `nodata`, else the grid input's, else NaN (float dtypes).
+- **Blending**: weighted overlap-add through `rsinfer.ops.accumulate`, normalised by the accumulated weight; "crop"
+  keeps each tile's interior (exact for a receptive field ≤ overlap/2). See `rsinfer.tiling.blend`.
+- **Streaming**: windows are read up to two batches ahead on a reader thread; fn runs on the calling thread; a
+  merge thread (single-threaded torch) blends its outputs and writes each 256 × 256 output block as soon as every
+  tile touching it is done, so memory stays at about one row of blocks.
+- **Output**: tiled (256 × 256) ZSTD GeoTIFF with predictor, or a DEFLATE COG with overviews when `cog=True`, band
+  descriptions and nodata; written to a temporary file beside `output` and renamed when complete; errors and
+  interrupts leave no file; an existing output needs `overwrite=True`.
+- **Progress**: a status line on a terminal's stderr, log records otherwise, nothing with `progress=False`.
+
+Whole-scene helpers, for jobs that hold the grid in memory: `read_scene(inputs, grid=None, bands=None, specs=None)
+-> SceneArrays` (arrays, masks, joint validity, `Grid`) and `write_raster(array (C, H, W), grid, output, nodata=None,
+dtype="float32", descriptions=None, tags=None, cog=False, overwrite=False)` (atomic, NaN → nodata).
+"""
+
+from rsinfer.io import Grid, InputSpec, RasterInputError, write_raster
+from rsinfer.scene.arrays import SceneArrays, read_scene
+from rsinfer.scene.engine import OutputSummary, run_scene
+from rsinfer.scene.products import PRODUCTS, product
+
+__all__ = ["run_scene", "OutputSummary", "read_scene", "SceneArrays", "write_raster", "InputSpec", "Grid",
+           "RasterInputError", "PRODUCTS", "product"]
