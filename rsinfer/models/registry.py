@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from rsinfer.models.checkpoint import load_state_dict, strict_load

@@ -1,0 +1,92 @@
+"""PNG previews of generated images, with text chunks and an optional visible banner (no imaging dependency).
+
+`write_png(path, rgb, text, banner)` writes an 8-bit RGB PNG atomically (temp file + rename). `text` goes into
+tEXt chunks (e.g. ``weights: random``); `banner` is burnt into the top rows in a 5×7 pixel font so a preview of a
+random-weights run can never pass for a real result.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+# 5×7 glyphs, one string of 7 rows per character ('#' = ink); the characters banners use.
+_FONT: dict[str, tuple[str, ...]] = {
+    "A": (".###.", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"),
+    "B": ("####.", "#...#", "#...#", "####.", "#...#", "#...#", "####."),
+    "C": (".###.", "#...#", "#....", "#....", "#....", "#...#", ".###."),
+    "D": ("####.", "#...#", "#...#", "#...#", "#...#", "#...#", "####."),
+    "E": ("#####", "#....", "#....", "####.", "#....", "#....", "#####"),
+    "G": (".###.", "#...#", "#....", "#.###", "#...#", "#...#", ".###."),
+    "H": ("#...#", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"),
+    "I": ("#####", "..#..", "..#..", "..#..", "..#..", "..#..", "#####"),
+    "L": ("#....", "#....", "#....", "#....", "#....", "#....", "#####"),
+    "M": ("#...#", "##.##", "#.#.#", "#.#.#", "#...#", "#...#", "#...#"),
+    "N": ("#...#", "##..#", "#.#.#", "#..##", "#...#", "#...#", "#...#"),
+    "O": (".###.", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."),
+    "R": ("####.", "#...#", "#...#", "####.", "#.#..", "#..#.", "#...#"),
+    "S": (".####", "#....", "#....", ".###.", "....#", "....#", "####."),
+    "T": ("#####", "..#..", "..#..", "..#..", "..#..", "..#..", "..#.."),
+    "U": ("#...#", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."),
+    "W": ("#...#", "#...#", "#...#", "#.#.#", "#.#.#", "##.##", "#...#"),
+    "-": (".....", ".....", ".....", "#####", ".....", ".....", "....."),
+    " ": (".....",) * 7,
+}
+
+
+def _burn_banner(rgb: torch.Tensor, banner: str) -> torch.Tensor:
+    """Red band across the top with `banner` in white, scaled to fit the width."""
+    unknown = sorted(set(banner.upper()) - set(_FONT))
+    if unknown:
+        raise ValueError(f"banner characters {unknown} are not in the preview font ({''.join(sorted(_FONT))})")
+    _, height, width = rgb.shape
+    glyph_width = 6 * len(banner)  # 5 pixels + 1 space per character
+    scale = max(1, min(4, (width - 4) // glyph_width))
+    band_height = min(height, 9 * scale)
+    out = rgb.clone()
+    out[:, :band_height] = torch.tensor([200, 0, 0], dtype=torch.uint8)[:, None, None]
+    for i, char in enumerate(banner.upper()):
+        for r, row in enumerate(_FONT[char]):
+            for c, ink in enumerate(row):
+                if ink != "#":
+                    continue
+                top, left = (1 + r) * scale, 2 + (6 * i + c) * scale
+                if top + scale <= band_height and left + scale <= width:
+                    out[:, top:top + scale, left:left + scale] = 255
+    return out
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def write_png(path: str | os.PathLike, rgb: torch.Tensor, text: Mapping[str, str] | None = None,
+              banner: str | None = None) -> Path:
+    """Write (3, H, W) uint8 `rgb` as a PNG at `path` (atomically); returns the path."""
+    if rgb.dtype != torch.uint8 or rgb.dim() != 3 or rgb.shape[0] != 3:
+        raise ValueError(f"a preview needs a (3, H, W) uint8 image; got {rgb.dtype} {tuple(rgb.shape)}")
+    if banner:
+        rgb = _burn_banner(rgb, banner)
+    _, height, width = rgb.shape
+    rows = rgb.permute(1, 2, 0).contiguous().numpy()  # (H, W, 3)
+    raw = b"".join(b"\x00" + rows[r].tobytes() for r in range(height))  # filter type 0 per row
+    body = [_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))]
+    for key, value in (text or {}).items():
+        body.append(_chunk(b"tEXt", key.encode("latin-1")[:79] + b"\x00" + value.encode("latin-1", "replace")))
+    body += [_chunk(b"IDAT", zlib.compress(raw, 6)), _chunk(b"IEND", b"")]
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"\x89PNG\r\n\x1a\n" + b"".join(body))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
