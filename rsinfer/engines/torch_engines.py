@@ -1,0 +1,77 @@
+"""Engines that run the PyTorch module itself: eager (``torch``) and ``compile`` (TorchInductor).
+
+Both accept fp32 and bf16. bf16 converts a copy of the weights to bfloat16 and feeds bfloat16 activations (normalisation
+statistics stay float32 inside `rsinfer.ops`); convolutions then run oneDNN's bf16 kernels, which are fast only on
+CPUs with native bf16 (avx512_bf16 / AMX) and emulated elsewhere.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+
+import torch
+from torch import nn
+
+from rsinfer.engines.base import Engine, EngineStatus, EngineUnavailableError, Precision
+from rsinfer.engines.signature import GraphSignature
+
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def _prepared(net: nn.Module, precision: Precision, kind: str) -> nn.Module:
+    if precision not in _DTYPES:
+        raise ValueError(f"the {kind} engine supports precisions {tuple(_DTYPES)}, got {precision!r}")
+    return copy.deepcopy(net).eval().to(_DTYPES[precision])
+
+
+class TorchEngine(Engine):
+    """Eager PyTorch: the reference every other engine is compared against."""
+
+    kind = "torch"
+
+    def __init__(self, net: nn.Module, signature: GraphSignature, precision: Precision = "fp32") -> None:
+        self.precision, self.signature = precision, signature
+        self.net = _prepared(net, precision, self.kind)
+        self.dtype = _DTYPES[precision]
+
+    def run(self, *inputs: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.net(*(x.to(self.dtype) if x.is_floating_point() else x for x in inputs))
+
+
+def compile_status() -> EngineStatus:
+    compiler = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+    if compiler is None:
+        return EngineStatus("compile", False, "TorchInductor needs a C++ compiler (g++/clang++) on PATH for CPU code")
+    return EngineStatus("compile", True, f"torch.compile (inductor, C++ compiler {compiler}); first call compiles "
+                                         "(tens of seconds), again for each new input shape")
+
+
+class CompiledEngine(TorchEngine):
+    """``torch.compile`` (inductor, with freezing: weights folded as constants, oneDNN-prepacked convolutions).
+
+    The network is first captured with non-strict ``torch.export`` (which runs Python normally, so the `rsinfer.ops`
+    backend dispatch resolves at capture time instead of breaking Dynamo's graph at every op), then the captured graph
+    is compiled. One capture and compilation per input shape, kept for reuse.
+    """
+
+    kind = "compile"
+
+    def __init__(self, net: nn.Module, signature: GraphSignature, precision: Precision = "fp32") -> None:
+        super().__init__(net, signature, precision)
+        status = compile_status()
+        if not status.available:
+            raise EngineUnavailableError(f"engine 'compile' is not available: {status.reason}")
+        self._compiled: dict[tuple, nn.Module] = {}
+
+    def run(self, *inputs: torch.Tensor) -> torch.Tensor:
+        import torch._inductor.config as inductor_config
+
+        inputs = tuple(x.to(self.dtype) if x.is_floating_point() else x for x in inputs)
+        key = tuple((tuple(x.shape), x.dtype) for x in inputs)
+        with torch.no_grad(), inductor_config.patch(freezing=True):
+            if key not in self._compiled:
+                captured = torch.export.export(self.net, inputs, strict=False).module()
+                self._compiled[key] = torch.compile(captured, dynamic=False)
+            return self._compiled[key](*inputs)
