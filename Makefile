@@ -29,10 +29,22 @@ build: setup
 test: setup
 	$(BIN)/python -m pytest -n 2 -q
 
+S1 := $(DATA)/sen1floods11/Spain_7370579_S1Hand.tif
+S2 := $(DATA)/sen1floods11/Spain_7370579_S2Hand.tif
+
+# The main job on the bundled Sen1Floods11 chip (512 x 512, 10 m): environment report, a quick ops benchmark, an NDWI
+# COG through the scene engine, DB-CR cloud removal (S1-fused, 3 bridge steps on ONNX Runtime) and COP-GEN-Beta
+# S1 -> S2 L2A translation. No official weights can be downloaded here: both models run with seeded random weights,
+# which is stamped into the outputs' metadata and previews.
 run: setup
 	mkdir -p $(OUT)
 	$(BIN)/rsinfer env
 	$(BIN)/python bench/ops.py --quick
+	$(BIN)/rsinfer scene --product ndwi --input s2=$(S2) --out $(OUT)/ndwi.tif --cog --overwrite
+	$(BIN)/rsinfer decloud --s2 $(S2) --s1 $(S1) --out $(OUT)/s2_clear.tif --random-weights --steps 3 \
+		--engine onnxruntime --preview $(OUT)/s2_clear.png --overwrite
+	$(BIN)/rsinfer translate --model copgen-beta --random-weights --input s1_rtc=$(S1) --target s2_l2a \
+		--out $(OUT)/s2_l2a.tif --preview $(OUT)/s2_l2a.png --steps 4 --sampler unipc --seed 0 --overwrite
 
 bench: setup
 	$(BIN)/python bench/ops.py

@@ -52,8 +52,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"torch threads: {torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} inter-op; "
           f"CUDA: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'no device'}")
     print("packages: " + ", ".join(f"{p} {_version(p)}" for p in _PACKAGES))
-    print("backends:")
+    print("op backends:")
     for status in ops.backend_statuses():
         state = "available" if status.available else "not available"
         print(f"  {status.name:<10} {state}: {status.reason}")
+    from rsinfer.engines import engine_statuses
+
+    print("network engines:")
+    for status in engine_statuses():
+        state = "available" if status.available else "not available"
+        print(f"  {status.name:<12} {state}: {status.reason}")
     return 0

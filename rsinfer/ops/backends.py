@@ -86,11 +86,16 @@ def backend_statuses() -> list[BackendStatus]:
     return [backend_status(name) for name in BACKENDS]
 
 
-@functools.cache
+_tables: dict[str, dict[str, Callable]] = {}
+
+
 def _load_table(name: str) -> dict[str, Callable]:
-    module = {"reference": "rsinfer.ops.reference", "triton": "rsinfer.kernels", "ext": "rsinfer.ops.ext"}[name]
-    mod = importlib.import_module(module)
-    return {op: getattr(mod, op) for op in OPS}
+    """The op table of backend `name`, imported on first use (ImportError when it cannot be imported)."""
+    if name not in _tables:
+        module = {"reference": "rsinfer.ops.reference", "triton": "rsinfer.kernels", "ext": "rsinfer.ops.ext"}[name]
+        mod = importlib.import_module(module)
+        _tables[name] = {op: getattr(mod, op) for op in OPS}
+    return _tables[name]
 
 
 @contextlib.contextmanager
@@ -113,8 +118,8 @@ def current_backend() -> str:
     return _selected.get()
 
 
-def _auto_backend(device: torch.device) -> str:
-    preferred = ("triton", "ext") if device.type == "cuda" else ("ext",)
+def _auto_backend(device_type: str) -> str:
+    preferred = ("triton", "ext") if device_type == "cuda" else ("ext",)
     for name in preferred:
         if backend_status(name).available:
             chosen, why = name, backend_status(name).reason
@@ -122,17 +127,26 @@ def _auto_backend(device: torch.device) -> str:
     else:
         chosen = "reference"
         why = "; ".join(f"{n}: {backend_status(n).reason}" for n in preferred)
-    if device.type not in _auto_announced:
-        _auto_announced.add(device.type)
-        _log.info("backend auto chose %r for %s tensors (%s)", chosen, device.type, why)
+    if device_type not in _auto_announced:
+        _auto_announced.add(device_type)
+        _log.info("backend auto chose %r for %s tensors (%s)", chosen, device_type, why)
     return chosen
+
+
+# torch.compile cannot trace a ContextVar or the lazy imports; dynamo runs this once while tracing and treats the
+# name as a constant, so a compiled region keeps the backend it was compiled under and dispatch costs no graph break.
+@torch.compiler.assume_constant_result
+def resolve_backend(device_type: str) -> str:
+    """The backend that runs ops on `device_type` tensors under the current selection (its table loaded)."""
+    name = _selected.get()
+    if name == "auto":
+        name = _auto_backend(device_type)
+    if name == "triton" and device_type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise BackendUnavailableError(f"backend 'triton' runs {device_type} tensors only under TRITON_INTERPRET=1")
+    _load_table(name)
+    return name
 
 
 def implementation(op: str, device: torch.device) -> Callable:
     """The function that runs `op` for tensors on `device` under the current backend selection."""
-    name = _selected.get()
-    if name == "auto":
-        name = _auto_backend(device)
-    if name == "triton" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
-        raise BackendUnavailableError(f"backend 'triton' runs {device.type} tensors only under TRITON_INTERPRET=1")
-    return _load_table(name)[op]
+    return _tables[resolve_backend(device.type)][op]

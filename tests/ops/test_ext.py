@@ -12,7 +12,7 @@ import textwrap
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_matches_reference, relative_error
+from tests.numerics import assert_matches_reference, relative_error
 
 from rsinfer import ops
 from rsinfer.ops import backends, reference

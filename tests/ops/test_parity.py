@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_matches_reference
+from tests.numerics import assert_matches_reference
 
 from rsinfer import ops
 from rsinfer.ops import backends, reference

@@ -23,7 +23,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
-from conftest import assert_matches_reference  # noqa: E402
+from tests.numerics import assert_matches_reference  # noqa: E402
 
 import rsinfer.kernels as kernels  # noqa: E402
 from rsinfer import ops  # noqa: E402
