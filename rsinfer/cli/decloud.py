@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tile", type=int, default=256, help="tile side in pixels (default %(default)s)")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per network call (default %(default)s)")
-    p.add_argument("--s1-scale", default="auto", choices=["auto", "db", "linear"],
+    p.add_argument("--s1-scale", default="auto", choices=["auto", "dB", "linear"],
                    help="S1 values (default: detect from the median VV)")
     p.add_argument("--preview", type=Path, help="also write a true-colour PNG preview of the output")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")

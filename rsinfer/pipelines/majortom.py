@@ -24,6 +24,8 @@ from typing import Literal, get_args
 
 import torch
 
+from rsinfer.pipelines.sentinel import detect_s1_scale
+
 S1Scale = Literal["auto", "dB", "linear"]
 S1_SCALES: tuple[str, ...] = get_args(S1Scale)
 
@@ -78,7 +80,7 @@ def s1_rendering(vv_vh: torch.Tensor, scale: S1Scale = "auto", valid: torch.Tens
     ok = torch.isfinite(bands).all(dim=0) & (valid if valid is not None else True)
     bands = torch.nan_to_num(bands, nan=0.0, posinf=0.0, neginf=0.0)
     if scale == "auto":
-        scale = "dB" if ok.any() and bands[:, ok].median() < 0 else "linear"
+        scale = detect_s1_scale(bands[0][ok])
     db = bands if scale == "dB" else torch.stack([_linear_to_db(band, ok) for band in bands])
     vv, vh = _stretch(db[0], ok), _stretch(db[1], ok)
     combined = vv + vh

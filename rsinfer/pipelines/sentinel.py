@@ -28,7 +28,7 @@ S2_SCALE = 10000.0
 # so the network gets the middle of that range, 20 DN = 0.002 reflectance.
 L2A_B10_FILL = 0.002
 S1_DB_RANGES: dict[str, tuple[float, float]] = {"VV": (-25.0, 0.0), "VH": (-32.5, 0.0)}
-S1Scale = Literal["db", "linear"]
+S1Scale = Literal["dB", "linear"]
 S2Level = Literal["L1C", "L2A"]
 
 
@@ -84,20 +84,20 @@ def denormalise_s2(x: torch.Tensor, layout: S2Layout) -> torch.Tensor:
 
 
 def detect_s1_scale(vv: torch.Tensor) -> S1Scale:
-    """"db" when the median of the finite VV values is negative, else "linear" (see the module docstring)."""
+    """'dB' when the median of the finite VV values is negative, else 'linear' (see the module docstring)."""
     values = vv[torch.isfinite(vv)]
     if values.numel() == 0:
-        raise ValueError("cannot tell whether the Sentinel-1 input is in dB or linear: it has no valid VV value")
-    return "db" if float(values.median()) < 0 else "linear"
+        raise ValueError("cannot tell whether the Sentinel-1 input is in dB or linear: no valid pixel in VV")
+    return "dB" if float(values.median()) < 0 else "linear"
 
 
 def normalise_s1(s1: torch.Tensor, scale: S1Scale) -> torch.Tensor:
     """(B, 2, H, W) VV, VH σ0 (dB or linear power) → (B, 2, H, W) in [0, 1]."""
     if s1.shape[1] != 2:
         raise ValueError(f"a Sentinel-1 input needs 2 bands (VV, VH), got {s1.shape[1]}")
-    if scale not in ("db", "linear"):
-        raise ValueError(f"Sentinel-1 scale {scale!r} is not one of ('db', 'linear')")
-    db = s1.float() if scale == "db" else 10 * torch.log10(s1.float().clamp_min(1e-10))
+    if scale not in ("dB", "linear"):
+        raise ValueError(f"Sentinel-1 scale {scale!r} is not one of ('dB', 'linear')")
+    db = s1.float() if scale == "dB" else 10 * torch.log10(s1.float().clamp_min(1e-10))
     lows = torch.tensor([S1_DB_RANGES["VV"][0], S1_DB_RANGES["VH"][0]], device=s1.device)[None, :, None, None]
     highs = torch.tensor([S1_DB_RANGES["VV"][1], S1_DB_RANGES["VH"][1]], device=s1.device)[None, :, None, None]
     return (torch.minimum(torch.maximum(db, lows), highs) - lows) / (highs - lows)

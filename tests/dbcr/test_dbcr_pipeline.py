@@ -55,16 +55,16 @@ def test_s2_normalisation_round_trip_and_b10_fill() -> None:
 def test_s1_normalisation_known_values_and_linear_input() -> None:
     db = torch.tensor([[-25.0, -12.5, 0.0, 3.0], [-32.5, -16.25, 0.0, -40.0]])[None, :, None, :]  # (1, 2, 1, 4)
     expected = torch.tensor([[0.0, 0.5, 1.0, 1.0], [0.0, 0.5, 1.0, 0.0]])[None, :, None, :]
-    torch.testing.assert_close(normalise_s1(db, "db"), expected)
+    torch.testing.assert_close(normalise_s1(db, "dB"), expected)
     torch.testing.assert_close(normalise_s1(10 ** (db / 10), "linear"), expected, rtol=0, atol=1e-6)
 
 
 def test_s1_scale_is_detected_on_real_data(data_dir) -> None:
     with rasterio.open(data_dir / "sen1floods11" / S1_NAME) as src:
         vv = torch.from_numpy(src.read(1))
-    assert detect_s1_scale(vv) == "db"
+    assert detect_s1_scale(vv) == "dB"
     assert detect_s1_scale(10 ** (vv / 10)) == "linear"
-    with pytest.raises(ValueError, match="no valid VV"):
+    with pytest.raises(ValueError, match="no valid pixel in VV"):
         detect_s1_scale(torch.full((4, 4), float("nan")))
 
 
@@ -154,7 +154,7 @@ def test_real_scene_writes_13_bands_on_the_s2_grid(data_dir, tmp_path) -> None:
         assert (out.count, out.crs, out.transform, out.shape) == (13, src.crs, src.transform, src.shape)
         assert out.dtypes == src.dtypes and out.nodata == src.nodata
         assert out.descriptions == L1C_BANDS
-        assert out.tags()["weights"] == "random" and out.tags()["s1_scale"] == "db"
+        assert out.tags()["weights"] == "random" and out.tags()["s1_scale"] == "dB"
         written = out.read().astype(np.float64)
     expected, valid = _expected_dn(s2)
     assert valid.mean() > 0.5
