@@ -7,7 +7,7 @@ STAMP := $(VENV)/.rsinfer-installed
 DATA := ../shared/data
 OUT ?= out
 
-.PHONY: setup build run test bench gdal clean
+.PHONY: setup build run test lint bench gdal clean
 
 setup: $(STAMP) gdal
 
@@ -36,6 +36,9 @@ S2 := $(DATA)/sen1floods11/Spain_7370579_S2Hand.tif
 # COG through the scene engine, DB-CR cloud removal (S1-fused, 3 bridge steps on ONNX Runtime) and COP-GEN-Beta
 # S1 -> S2 L2A translation. No official weights can be downloaded here: both models run with seeded random weights,
 # which is stamped into the outputs' metadata and previews.
+lint: setup
+	$(BIN)/ruff check --select E,F,W rsinfer tests
+
 run: setup
 	mkdir -p $(OUT)
 	$(BIN)/rsinfer env

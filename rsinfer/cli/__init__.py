@@ -16,7 +16,8 @@ _COMMANDS = ("env", "scene", "translate", "decloud")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rsinfer", description="Inference runtime for remote-sensing generative models")
+    parser = argparse.ArgumentParser(prog="rsinfer",
+                                     description="Inference runtime for remote-sensing generative models")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level (backend choices, timings)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMANDS:

@@ -12,7 +12,7 @@ import torch
 from rsinfer import ops
 
 _PACKAGES = ("torch", "numpy", "triton", "rasterio", "onnx", "onnxruntime", "safetensors", "tensorrt")
-_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "fma")
+_CPU_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,8 +47,10 @@ def run(args: argparse.Namespace) -> int:
     import rsinfer
 
     model, flags = _cpu_model_and_flags()
-    print(f"rsinfer {rsinfer.__version__}  python {platform.python_version()}  {platform.system()} {platform.machine()}")
-    print(f"cpu: {model}; {os.cpu_count()} logical cores; features: {' '.join(flags) or 'none of ' + ', '.join(_CPU_FLAGS)}")
+    print(f"rsinfer {rsinfer.__version__}  python {platform.python_version()}  "
+          f"{platform.system()} {platform.machine()}")
+    features = " ".join(flags) or "none of " + ", ".join(_CPU_FLAGS)
+    print(f"cpu: {model}; {os.cpu_count()} logical cores; features: {features}")
     print(f"torch threads: {torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} inter-op; "
           f"CUDA: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'no device'}")
     print("packages: " + ", ".join(f"{p} {_version(p)}" for p in _PACKAGES))

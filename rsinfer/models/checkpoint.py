@@ -28,8 +28,8 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
-        raise ValueError(f"checkpoint {str(path)!r} is not a weights-only torch checkpoint or safetensors file: {err}") \
-            from err
+        raise ValueError(f"checkpoint {str(path)!r} is not a weights-only torch checkpoint or safetensors file: "
+                         f"{err}") from err
     if isinstance(obj, dict):
         wrapped = [k for k in _WRAPPER_KEYS if k in obj and isinstance(obj[k], dict)]
         if len(wrapped) == 1 and not any(isinstance(v, torch.Tensor) for v in obj.values()):

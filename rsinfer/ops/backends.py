@@ -55,7 +55,8 @@ def _probe_triton() -> BackendStatus:
         return BackendStatus("triton", True, "Triton interpreter (TRITON_INTERPRET=1): CPU tensors, slow, for testing")
     if torch.cuda.is_available():
         return BackendStatus("triton", True, f"CUDA device {torch.cuda.get_device_name()}")
-    return BackendStatus("triton", False, "no CUDA device (set TRITON_INTERPRET=1 to run the kernels in the interpreter)")
+    return BackendStatus("triton", False,
+                         "no CUDA device (set TRITON_INTERPRET=1 to run the kernels in the interpreter)")
 
 
 def _probe_ext() -> BackendStatus:

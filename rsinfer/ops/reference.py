@@ -97,7 +97,8 @@ def accumulate(canvas: torch.Tensor, weight_canvas: torch.Tensor, tile: torch.Te
     """Weighted overlap-add of one tile, in place.
 
     canvas[:, row:row+h, col:col+w] += tile · tile_weight and weight_canvas[row:row+h, col:col+w] += tile_weight,
-    with canvas (C, H, W), weight_canvas (H, W), tile (C, h, w), tile_weight (h, w); the tile must lie inside the canvas.
+    with canvas (C, H, W), weight_canvas (H, W), tile (C, h, w), tile_weight (h, w); the tile must lie inside the
+    canvas.
     """
     check_accumulate(canvas, weight_canvas, tile, tile_weight, row, col)
     h, w = tile.shape[-2:]
@@ -109,13 +110,15 @@ def check_accumulate(canvas: torch.Tensor, weight_canvas: torch.Tensor, tile: to
                      row: int, col: int) -> None:
     """Shape and bounds checks shared by every `accumulate` backend (out-of-bounds writes are never silent)."""
     if canvas.dim() != 3 or tile.dim() != 3 or weight_canvas.dim() != 2 or tile_weight.dim() != 2:
-        raise ValueError("accumulate expects canvas (C, H, W), weight_canvas (H, W), tile (C, h, w), tile_weight (h, w); "
+        raise ValueError("accumulate expects canvas (C, H, W), weight_canvas (H, W), tile (C, h, w), "
+                         "tile_weight (h, w); "
                          f"got {tuple(canvas.shape)}, {tuple(weight_canvas.shape)}, {tuple(tile.shape)}, "
                          f"{tuple(tile_weight.shape)}")
     c, height, width = canvas.shape
     tc, h, w = tile.shape
     if tc != c or tuple(weight_canvas.shape) != (height, width) or tuple(tile_weight.shape) != (h, w):
         raise ValueError(f"accumulate shapes disagree: canvas {tuple(canvas.shape)}, weight_canvas "
-                         f"{tuple(weight_canvas.shape)}, tile {tuple(tile.shape)}, tile_weight {tuple(tile_weight.shape)}")
+                         f"{tuple(weight_canvas.shape)}, tile {tuple(tile.shape)}, "
+                         f"tile_weight {tuple(tile_weight.shape)}")
     if row < 0 or col < 0 or row + h > height or col + w > width:
         raise ValueError(f"tile of {h}x{w} at row={row}, col={col} does not fit in a {height}x{width} canvas")
