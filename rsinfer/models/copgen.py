@@ -28,7 +28,8 @@ from torch import nn
 from rsinfer.models.config import config_with_overrides
 from rsinfer import ops
 from rsinfer.models.prepared import prepare
-from rsinfer.models.transformer import Attention, Mlp, PatchEmbed, timestep_embedding, unpatchify
+from rsinfer.models.transformer import (Attention, Mlp, PatchEmbed, check_token_layout, timestep_embedding,
+                                        unpatchify)
 
 __all__ = ["MODALITIES", "CopGenConfig", "CopGenBeta", "PostLNBlock", "build", "prepare"]
 
@@ -49,10 +50,7 @@ class CopGenConfig:
     num_modalities: int = 4
 
     def __post_init__(self) -> None:
-        if self.img_size % self.patch_size:
-            raise ValueError(f"img_size={self.img_size} is not a multiple of patch_size={self.patch_size}")
-        if self.embed_dim % self.num_heads:
-            raise ValueError(f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}")
+        check_token_layout(self.img_size, self.patch_size, self.embed_dim, self.num_heads)
         if self.num_modalities < 1 or self.depth < 0:
             raise ValueError(f"need num_modalities ≥ 1 and depth ≥ 0, got {self.num_modalities}, {self.depth}")
 

@@ -34,7 +34,8 @@ from torch import nn
 
 from rsinfer.models.config import config_with_overrides
 from rsinfer import ops
-from rsinfer.models.transformer import Attention, Mlp, PatchEmbed, timestep_embedding, unpatchify
+from rsinfer.models.transformer import (Attention, Mlp, PatchEmbed, check_token_layout, timestep_embedding,
+                                        unpatchify)
 
 _LN_EPS = 1e-6  # DiT's LayerNorm epsilon inside modulate
 
@@ -52,10 +53,7 @@ class SeqDiTConfig:
     frequency_embedding_size: int = 256
 
     def __post_init__(self) -> None:
-        if self.img_size % self.patch_size:
-            raise ValueError(f"img_size={self.img_size} is not a multiple of patch_size={self.patch_size}")
-        if self.embed_dim % self.num_heads:
-            raise ValueError(f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}")
+        check_token_layout(self.img_size, self.patch_size, self.embed_dim, self.num_heads)
 
     @property
     def patches_per_modality(self) -> int:

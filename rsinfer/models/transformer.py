@@ -22,6 +22,14 @@ from torch import nn
 from rsinfer import ops
 
 
+def check_token_layout(img_size: int, patch_size: int, embed_dim: int, num_heads: int) -> None:
+    """Latents must split into whole patches and the width into whole heads (shared by the sequence-model configs)."""
+    if img_size % patch_size:
+        raise ValueError(f"img_size={img_size} is not a multiple of patch_size={patch_size}")
+    if embed_dim % num_heads:
+        raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
+
+
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """[cos(t·f_i), sin(t·f_i)] with f_i = max_period^(−i/half), i < half = dim // 2; t: (B,) float → (B, dim)."""
     half = dim // 2
