@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+import torch.utils.mkldnn  # imported explicitly: `torch.utils` does not load it
 import torch.nn.functional as F
 
 import rsinfer.models

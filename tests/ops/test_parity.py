@@ -82,7 +82,7 @@ def _eager_modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, s
 
 
 MODULATION_CASES = [  # (B, N, D, segments, layout)
-    (2, 1, 40, None, "contiguous"),
+    (2, 1, 56, None, "contiguous"),  # 56 = 32 + 16 + 8: every loop branch of the ext row kernels
     (2, 17, 72, [3, 0, 14], "transposed"),
     (1, 1028, 64, SEGMENTS_1028, "strided"),
     (1, 1028, 1024, SEGMENTS_1028, "contiguous"),
@@ -127,7 +127,7 @@ def test_residual_modulate(backend: str, b: int, n: int, d: int, segments: list[
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("shape, layout", [
     ((2, 17, 40), "transposed"),
-    ((1, 1, 72), "contiguous"),
+    ((1, 1, 88), "contiguous"),  # 88 = 2·32 + 16 + 8
     ((1, 1028, 64), "strided"),
     ((1, 1028, 1024), "contiguous"),
     ((3, 5, 1024), "strided"),
