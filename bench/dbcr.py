@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/dbcr.py [--threads 1] [--repeats 3] [--nfe 1 3 5] [--candidates eager-fp32 ...]
 
-Candidates (one process, side by side): eager-fp32 (the reference), compile-fp32 (torch.compile, inductor freezing),
-onnxruntime-fp32 (exported ONNX on ONNX Runtime's CPU provider), eager-bf16 (bf16 weights and activations).
+Candidates (one process, side by side): eager-fp32 (the reference: eager PyTorch, NCHW), eager-fp32-channels-last
+(the same network and ops in NHWC), compile-fp32 (torch.compile, inductor freezing, channels-last), onnxruntime-fp32
+(exported ONNX on ONNX Runtime's CPU provider), eager-bf16 (bf16 weights and activations).
 Each is warmed up (compilation, ONNX export and session creation are excluded), then the whole α-ratio sampler loop
 runs `repeats` times per NFE (eager-bf16: NFE 1 once by default — bf16 is emulated on CPUs without avx512_bf16/AMX,
 about 40x slower than fp32 here; `--bf16-nfe 1 3 5` runs all), candidates interleaved repeat by repeat; the table
@@ -31,6 +32,7 @@ from rsinfer.pipelines.dbcr import DbCr, SamplingPlan
 
 CANDIDATES = {
     "eager-fp32": dict(engine="torch", precision="fp32"),
+    "eager-fp32-channels-last": dict(engine="torch", precision="fp32", memory_format="channels_last"),
     "compile-fp32": dict(engine="compile", precision="fp32"),
     "onnxruntime-fp32": dict(engine="onnxruntime", precision="fp32"),
     "eager-bf16": dict(engine="torch", precision="bf16"),
@@ -86,12 +88,12 @@ def main() -> int:
         spec = CANDIDATES[name]
         setup_start = time.perf_counter()
         pipes[name] = DbCr(net, engine=spec["engine"], precision=spec["precision"], cache_dir=args.cache_dir,
-                           threads=args.threads, tile=TILE, batch_size=1)
+                           threads=args.threads, tile=TILE, batch_size=1, memory_format=spec.get("memory_format"))
         first = pipes[name].restore(cloudy, sar)  # warm-up (compilation, session optimisation) and the NFE-1 output
         setups[name] = time.perf_counter() - setup_start
         reference = first if name == "eager-fp32" else reference
         errors[name] = float((first - reference).norm() / reference.norm()) if reference is not None else float("nan")
-        print(f"  {name:17s} ready (setup {setups[name]:.0f} s, NFE-1 rel.err {errors[name]:.1e})", flush=True)
+        print(f"  {name:24s} ready (setup {setups[name]:.0f} s, NFE-1 rel.err {errors[name]:.1e})", flush=True)
 
     # Timings interleave the candidates repeat by repeat, so that load from other users hits them alike.
     times: dict[tuple[str, int], list[float]] = {}

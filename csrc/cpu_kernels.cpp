@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <type_traits>
 #include <vector>
 
@@ -280,6 +281,50 @@ ChunkMoments chunk_moments(const T* x, int64_t n, float* row) {
   return {static_cast<double>(n), static_cast<double>(mean) * n, squared_deviations(values, n, mean)};
 }
 
+// Step 3 of group_modulate for NHWC samples, where element j of a sample belongs to channel j % C. The sample is
+// cut into spans of `span_pixels` whole pixels, with span_pixels·C a multiple of kStep, and the per-channel factor
+// rstd·(1 + scale_c) and shift_c are laid out once per sample over one span: every span is then one vector loop with no
+// tail, whatever C is. Pixels left over after the last full span take the scalar loop.
+template <typename T>
+void modulate_channels_last(const GroupModulateArgs& a, const T* x, const std::vector<RowStats>& stats) {
+  const int64_t channels = a.channels, sample = channels * a.pixels;
+  int64_t span_pixels = kStep / std::gcd(channels, kStep);  // smallest span that is a multiple of kStep
+  span_pixels *= std::max<int64_t>(1, 512 / (span_pixels * channels));  // then ≥ 512 elements per span
+  const int64_t span = span_pixels * channels, spans = a.pixels / span_pixels;
+  std::vector<float> factor(a.batch * span), shift(a.batch * span);
+  for (int64_t b = 0; b < a.batch; ++b) {
+    for (int64_t j = 0; j < span; ++j) {
+      const int64_t c = b * channels + j % channels;
+      factor[b * span + j] = stats[b].rstd * a.one_plus_scale[c];
+      shift[b * span + j] = a.shift[c];
+    }
+  }
+  const int64_t items = spans + 1;  // per sample: the full spans, then the leftover pixels
+  at::parallel_for(0, a.batch * items, grain(span), [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t b = item / items, s = item % items, start = b * sample + s * span;
+      const float* f = factor.data() + b * span;
+      const float* g = shift.data() + b * span;
+      const T* src = x + start;
+      T* dst = static_cast<T*>(a.out) + start;
+      const float mean = stats[b].mean;
+      if (s < spans) {
+        const Vec mean_v(mean);
+        for (int64_t j = 0; j < span; j += kStep) {
+          Vec lo, hi;
+          load_step(src + j, lo, hi);
+          store_step(dst + j, at::vec::fmadd(lo - mean_v, Vec::loadu(f + j), Vec::loadu(g + j)),
+                     at::vec::fmadd(hi - mean_v, Vec::loadu(f + j + kVec), Vec::loadu(g + j + kVec)));
+        }
+      } else {
+        for (int64_t j = 0; j < sample - s * span; ++j) {
+          dst[j] = static_cast<T>((static_cast<float>(src[j]) - mean) * f[j] + g[j]);
+        }
+      }
+    }
+  });
+}
+
 template <typename T>
 void group_modulate_typed(const GroupModulateArgs& a) {
   constexpr int64_t kChunk = 1 << 13;  // 32 KiB of float32 per chunk: the second pass reads it from L1/L2
@@ -313,9 +358,13 @@ void group_modulate_typed(const GroupModulateArgs& a) {
     stats[b] = {static_cast<float>(mean), static_cast<float>(1.0 / std::sqrt(var + a.eps))};
   }
 
-  // 3. out = (x − mean) · (rstd · (1 + scale_c)) + shift_c, one (sample, channel) plane per item.
+  // 3. out = (x − mean) · (rstd · (1 + scale_c)) + shift_c.
+  if (a.channels_last) {
+    modulate_channels_last(a, x, stats);
+    return;
+  }
   at::parallel_for(0, a.batch * a.channels, grain(a.pixels), [&](int64_t begin, int64_t end) {
-    for (int64_t plane = begin; plane < end; ++plane) {
+    for (int64_t plane = begin; plane < end; ++plane) {  // one (sample, channel) plane per item
       const int64_t b = plane / a.channels;
       const float factor = stats[b].rstd * a.one_plus_scale[plane], shift = a.shift[plane];
       const T* src = x + plane * a.pixels;

@@ -48,6 +48,7 @@ struct GroupModulateArgs {
   DType dtype;
   int64_t batch, channels, pixels;
   float eps;
+  bool channels_last;  // x and out are (B, H, W, C) in memory (NHWC) instead of (B, C, H, W)
 };
 
 // accumulate: canvas[c, row+i, col+j] += tile[c, i, j] · tile_weight[i, j];

@@ -175,11 +175,16 @@ at::Tensor group_modulate(const at::Tensor& x_in, const at::Tensor& shift_in, co
   }
   const at::Tensor shift = shift_in.to(at::kFloat).contiguous();
   const at::Tensor one_plus_scale = scale_in.to(at::kFloat).add(1.0);
-  const at::Tensor x = x_in.contiguous();
-  at::Tensor out = at::empty(x.sizes(), x.options());
+  // Channels-last input (what convolutions on a channels-last network produce) is read and written as it lies;
+  // any other layout is made NCHW-contiguous first.
+  const bool channels_last = !x_in.is_contiguous() && x_in.is_contiguous(at::MemoryFormat::ChannelsLast);
+  const at::Tensor x = channels_last ? x_in : x_in.contiguous();
+  at::Tensor out = at::empty(x.sizes(), x.options().memory_format(
+      channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
   if (x.numel() == 0) return out;
   kernels().group_modulate({x.const_data_ptr(), shift.const_data_ptr<float>(), one_plus_scale.const_data_ptr<float>(),
-                            out.data_ptr(), dtype, batch, channels, x.size(2) * x.size(3), static_cast<float>(eps)});
+                            out.data_ptr(), dtype, batch, channels, x.size(2) * x.size(3), static_cast<float>(eps),
+                            channels_last});
   return out;
 }
 

@@ -1,7 +1,7 @@
 """Engines: one interface (`Engine`) over the ways rsinfer can run a network.
 
-- ``torch``: eager PyTorch (the reference), fp32 or bf16.
-- ``compile``: ``torch.compile`` (TorchInductor, freezing), fp32 or bf16.
+- ``torch``: eager PyTorch (the reference), fp32 or bf16; NCHW by default, channels-last on request.
+- ``compile``: ``torch.compile`` (TorchInductor, freezing), fp32 or bf16; channels-last by default.
 - ``onnxruntime``: the network exported to ONNX (dynamic batch/height/width, opset 17) on ONNX Runtime's CPU provider.
 - ``tensorrt``: a TensorRT engine built from that ONNX graph (fp32/fp16/bf16, a profile per tile size, timing cache),
   cached by ONNX hash, TensorRT version, GPU, precision and profile. Unverified on our machines: TensorRT cannot be
@@ -20,7 +20,7 @@ from typing import get_args
 import torch
 from torch import nn
 
-from rsinfer.engines.base import Engine, EngineKind, EngineStatus, EngineUnavailableError, Precision
+from rsinfer.engines.base import Engine, EngineKind, EngineStatus, EngineUnavailableError, MemoryFormat, Precision
 from rsinfer.engines.cache import ArtifactCache, EngineKey
 from rsinfer.engines.onnx_export import cached_onnx, export_onnx
 from rsinfer.engines.onnxruntime_engine import OnnxRuntimeEngine, onnxruntime_status
@@ -30,9 +30,8 @@ from rsinfer.engines.torch_engines import CompiledEngine, TorchEngine, compile_s
 
 __all__ = [
     "ArtifactCache", "CompiledEngine", "Engine", "EngineKey", "EngineKind", "EngineStatus", "EngineUnavailableError",
-    "ENGINE_KINDS", "GraphSignature", "OnnxRuntimeEngine", "Precision", "TensorRTEngine", "TensorSpec", "TorchEngine",
-    "create_engine",
-    "engine_statuses", "export_onnx",
+    "ENGINE_KINDS", "GraphSignature", "MemoryFormat", "OnnxRuntimeEngine", "Precision", "TensorRTEngine", "TensorSpec",
+    "TorchEngine", "create_engine", "engine_statuses", "export_onnx",
 ]
 ENGINE_KINDS: tuple[str, ...] = get_args(EngineKind)
 
@@ -44,21 +43,28 @@ def engine_statuses() -> list[EngineStatus]:
 
 
 def create_engine(kind: EngineKind, net: nn.Module, signature: GraphSignature, example_inputs: tuple[torch.Tensor, ...],
-                  *, precision: Precision = "fp32", cache_dir: str | Path | None = None, threads: int | None = None,
+                  *, precision: Precision = "fp32", memory_format: MemoryFormat | None = None,
+                  cache_dir: str | Path | None = None, threads: int | None = None,
                   tile_sizes: Sequence[tuple[int, int]] = ((256, 256),), max_batch: int = 4) -> Engine:
     """An engine of `kind` serving `net`.
 
     example_inputs: one valid call, used to trace the ONNX export (any batch, height and width: the axes stay dynamic).
+    memory_format: activation layout of the PyTorch engines (None: theirs — NCHW for ``torch``, channels-last for
+        ``compile``); the exported engines choose their own layouts, so they take only None.
     cache_dir: where exported ONNX graphs and TensorRT engines are kept (None: export afresh, tensorrt requires one).
     threads: ONNX Runtime intra-op threads (default: torch's thread count).
     tile_sizes, max_batch: the TensorRT optimisation profiles.
     """
     if kind not in ENGINE_KINDS:
         raise ValueError(f"unknown engine {kind!r}; choose one of {ENGINE_KINDS}")
+    layout = {} if memory_format is None else {"memory_format": memory_format}
     if kind == "torch":
-        return TorchEngine(net, signature, precision)
+        return TorchEngine(net, signature, precision, **layout)
     if kind == "compile":
-        return CompiledEngine(net, signature, precision)
+        return CompiledEngine(net, signature, precision, **layout)
+    if memory_format is not None:
+        raise ValueError(f"memory_format applies to the torch and compile engines, not {kind!r} "
+                         f"(got {memory_format!r}); leave it None")
     status = onnxruntime_status() if kind == "onnxruntime" else tensorrt_status()
     if not status.available:
         raise EngineUnavailableError(f"engine {kind!r} is not available: {status.reason}")

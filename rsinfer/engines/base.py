@@ -12,6 +12,9 @@ from rsinfer.engines.signature import GraphSignature
 
 EngineKind = Literal["torch", "compile", "onnxruntime", "tensorrt"]
 Precision = Literal["fp32", "bf16", "fp16"]
+# How the PyTorch engines lay out 4-D activations: NCHW ("contiguous") or NHWC ("channels_last", where oneDNN's
+# convolutions run without reordering their input and output; see bench/RESULTS.md, DB-CR).
+MemoryFormat = Literal["contiguous", "channels_last"]
 
 
 class EngineUnavailableError(RuntimeError):

@@ -3,6 +3,11 @@
 Both accept fp32 and bf16. bf16 converts a copy of the weights to bfloat16 and feeds bfloat16 activations (normalisation
 statistics stay float32 inside `rsinfer.ops`); convolutions then run oneDNN's bf16 kernels, which are fast only on
 CPUs with native bf16 (avx512_bf16 / AMX) and emulated elsewhere.
+
+Both also take a memory format. ``contiguous`` (NCHW) runs the network exactly as written: the ``torch`` engine's
+default, the reference. ``channels_last`` (NHWC) converts the weights and 4-D inputs, so oneDNN convolutions read and
+write their native layout and `rsinfer.ops.group_modulate` works in place of layout copies: the ``compile`` engine's
+default, where inductor also fuses the elementwise work around the convolutions. Outputs are returned contiguous.
 """
 
 from __future__ import annotations
@@ -13,31 +18,41 @@ import shutil
 import torch
 from torch import nn
 
-from rsinfer.engines.base import Engine, EngineStatus, EngineUnavailableError, Precision
+from rsinfer.engines.base import Engine, EngineStatus, EngineUnavailableError, MemoryFormat, Precision
 from rsinfer.engines.signature import GraphSignature
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+_MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
-def _prepared(net: nn.Module, precision: Precision, kind: str) -> nn.Module:
+def _prepared(net: nn.Module, precision: Precision, memory_format: MemoryFormat, kind: str) -> nn.Module:
     if precision not in _DTYPES:
         raise ValueError(f"the {kind} engine supports precisions {tuple(_DTYPES)}, got {precision!r}")
-    return copy.deepcopy(net).eval().to(_DTYPES[precision])
+    if memory_format not in _MEMORY_FORMATS:
+        raise ValueError(f"the {kind} engine supports memory formats {tuple(_MEMORY_FORMATS)}, got {memory_format!r}")
+    return copy.deepcopy(net).eval().to(_DTYPES[precision], memory_format=_MEMORY_FORMATS[memory_format])
 
 
 class TorchEngine(Engine):
-    """Eager PyTorch: the reference every other engine is compared against."""
+    """Eager PyTorch: with the default NCHW layout, the reference every other engine is compared against."""
 
     kind = "torch"
 
-    def __init__(self, net: nn.Module, signature: GraphSignature, precision: Precision = "fp32") -> None:
-        self.precision, self.signature = precision, signature
-        self.net = _prepared(net, precision, self.kind)
+    def __init__(self, net: nn.Module, signature: GraphSignature, precision: Precision = "fp32",
+                 memory_format: MemoryFormat = "contiguous") -> None:
+        self.precision, self.signature, self.memory_format = precision, signature, memory_format
+        self.net = _prepared(net, precision, memory_format, self.kind)
         self.dtype = _DTYPES[precision]
+
+    def _converted(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """Floating inputs in the engine's dtype, 4-D ones in its memory format."""
+        layout = _MEMORY_FORMATS[self.memory_format]
+        return tuple(x.to(self.dtype, memory_format=layout if x.dim() == 4 else torch.preserve_format)
+                     if x.is_floating_point() else x for x in inputs)
 
     def run(self, *inputs: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return self.net(*(x.to(self.dtype) if x.is_floating_point() else x for x in inputs))
+            return self.net(*self._converted(inputs)).contiguous()
 
 
 def compile_status() -> EngineStatus:
@@ -58,8 +73,9 @@ class CompiledEngine(TorchEngine):
 
     kind = "compile"
 
-    def __init__(self, net: nn.Module, signature: GraphSignature, precision: Precision = "fp32") -> None:
-        super().__init__(net, signature, precision)
+    def __init__(self, net: nn.Module, signature: GraphSignature, precision: Precision = "fp32",
+                 memory_format: MemoryFormat = "channels_last") -> None:
+        super().__init__(net, signature, precision, memory_format)
         status = compile_status()
         if not status.available:
             raise EngineUnavailableError(f"engine 'compile' is not available: {status.reason}")
@@ -68,10 +84,10 @@ class CompiledEngine(TorchEngine):
     def run(self, *inputs: torch.Tensor) -> torch.Tensor:
         import torch._inductor.config as inductor_config
 
-        inputs = tuple(x.to(self.dtype) if x.is_floating_point() else x for x in inputs)
+        inputs = self._converted(inputs)
         key = tuple((tuple(x.shape), x.dtype) for x in inputs)
         with torch.no_grad(), inductor_config.patch(freezing=True):
             if key not in self._compiled:
                 captured = torch.export.export(self.net, inputs, strict=False).module()
                 self._compiled[key] = torch.compile(captured, dynamic=False)
-            return self._compiled[key](*inputs)
+            return self._compiled[key](*inputs).contiguous()

@@ -30,7 +30,8 @@ def build_info() -> dict[str, str]:
     return dict(_C.build_info())
 
 
-# Fake implementations: shapes and dtypes of the outputs (contiguous, like the C++ kernels' outputs).
+# Fake implementations: shapes, dtypes and layouts of the outputs (contiguous, like the C++ kernels' outputs, except
+# group_modulate, which keeps a channels-last input channels-last).
 @torch.library.register_fake("rsinfer::modulate")
 def _modulate_fake(x, shift, scale, segments=None, eps=1e-6):
     return x.new_empty(x.shape)
@@ -48,7 +49,8 @@ def _add_layernorm_fake(x, residual, weight, bias, eps=1e-5):
 
 @torch.library.register_fake("rsinfer::group_modulate")
 def _group_modulate_fake(x, shift, scale, eps=1e-6):
-    return x.new_empty(x.shape)
+    channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    return torch.empty_like(x, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 @torch.library.register_fake("rsinfer::accumulate")

@@ -23,7 +23,7 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
-from rsinfer.engines import Engine, EngineKind, GraphSignature, Precision, TensorSpec, create_engine
+from rsinfer.engines import Engine, EngineKind, GraphSignature, MemoryFormat, Precision, TensorSpec, create_engine
 from rsinfer.io import open_raster
 from rsinfer.models import build, load
 from rsinfer.models.dbcr import DbCrNet
@@ -74,14 +74,15 @@ class DbCr:
 
     def __init__(self, net: DbCrNet, plan: SamplingPlan = SamplingPlan(), engine: EngineKind = "torch",
                  precision: Precision = "fp32", cache_dir: str | os.PathLike | None = None, threads: int | None = None,
-                 tile: int = 256, batch_size: int = 4, weights: str = "random") -> None:
+                 tile: int = 256, batch_size: int = 4, weights: str = "random",
+                 memory_format: MemoryFormat | None = None) -> None:
         self.net, self.plan, self.weights = net.eval(), plan, weights
         self.tile, self.batch_size = tile, batch_size
         self.schedule = schedule_for(plan.sampler)
         example = (torch.rand(1, 13, tile, tile), torch.rand(1, 2, tile, tile), torch.full((1,), 1000.0))
         self.engine: Engine = create_engine(engine, self.net, DBCR_SIGNATURE, example, precision=precision,
-                                            cache_dir=cache_dir, threads=threads, tile_sizes=((tile, tile),),
-                                            max_batch=batch_size)
+                                            memory_format=memory_format, cache_dir=cache_dir, threads=threads,
+                                            tile_sizes=((tile, tile),), max_batch=batch_size)
         self._generator = torch.Generator().manual_seed(plan.seed)
 
     @classmethod

@@ -1,4 +1,5 @@
-"""Engines: ONNX Runtime against eager torch, TensorRT availability and profiles, the compile engine."""
+"""Engines: ONNX Runtime, channels-last eager and the compile engine against eager torch; TensorRT availability and
+profiles."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import onnx
 import pytest
 import torch
 
-from rsinfer.engines import (ArtifactCache, EngineUnavailableError, OnnxRuntimeEngine, TorchEngine, create_engine,
-                             engine_statuses, export_onnx)
+from rsinfer.engines import (ArtifactCache, CompiledEngine, EngineUnavailableError, OnnxRuntimeEngine, TorchEngine,
+                             create_engine, engine_statuses, export_onnx)
 from rsinfer.engines.onnx_export import OPSET, network_fingerprint
 from rsinfer.engines.tensorrt_engine import profile_shapes
 from rsinfer.models.dbcr import build
@@ -68,6 +69,34 @@ def test_engine_inputs_are_checked(net) -> None:
         create_engine("openvino", net, DBCR_SIGNATURE, (x, s, t))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="fp32"):
         OnnxRuntimeEngine(b"", DBCR_SIGNATURE, precision="bf16")
+
+
+@pytest.mark.parametrize("batch, height, width", [(1, 32, 32), (2, 45, 37)])
+def test_channels_last_eager_equals_nchw_eager(net, batch: int, height: int, width: int) -> None:
+    x, s, t = inputs(batch, height, width)
+    eager = TorchEngine(net, DBCR_SIGNATURE)(x, s, t)
+    out = TorchEngine(net, DBCR_SIGNATURE, memory_format="channels_last")(x, s, t)
+    assert out.is_contiguous() and out.shape == eager.shape and relative_error(out, eager) <= 1e-4
+
+
+@pytest.mark.slow
+def test_compile_engine_is_channels_last_and_equals_eager() -> None:
+    torch.manual_seed(4)
+    net = build(**dict(SMALL, encoder_blocks=(1, 1, 1, 1))).eval()  # fewer blocks: inductor compiles it in ~1 min
+    x, s, t = inputs(2, 20, 28)  # padded to 24 × 32 inside, cropped back
+    engine = create_engine("compile", net, DBCR_SIGNATURE, (x, s, t))
+    assert isinstance(engine, CompiledEngine) and engine.memory_format == "channels_last"
+    eager = TorchEngine(net, DBCR_SIGNATURE)(x, s, t)
+    out = engine(x, s, t)
+    assert out.is_contiguous() and out.shape == eager.shape and relative_error(out, eager) <= 1e-4
+
+
+def test_memory_format_is_checked(net) -> None:
+    x, s, t = inputs(1, 16, 16)
+    with pytest.raises(ValueError, match="memory formats .*'channels_last'.*got 'nhwc'"):
+        TorchEngine(net, DBCR_SIGNATURE, memory_format="nhwc")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="memory_format applies to the torch and compile engines, not 'onnxruntime'"):
+        create_engine("onnxruntime", net, DBCR_SIGNATURE, (x, s, t), memory_format="channels_last")
 
 
 def test_bf16_engine_is_within_twice_the_eager_bf16_error(net) -> None:

@@ -148,12 +148,16 @@ def test_add_layernorm(backend: str, shape: tuple[int, int, int], layout: str, d
     ((1, 3, 1, 1), "contiguous"),
     ((2, 6, 9, 22), "strided"),
     ((1, 4, 130, 131), "contiguous"),  # 68120 elements per sample: several partial-statistics chunks
+    ((2, 22, 9, 7), "channels_last"),  # 63 pixels: ext's spans of 16 pixels · 22 channels, then 15 left over
+    ((1, 13, 40, 41), "channels_last"),  # an odd channel count, several spans
 ])
 def test_group_modulate(backend: str, shape: tuple[int, ...], layout: str, dtype: torch.dtype) -> None:
     # A mean far from zero: the statistics must not cancel.
     x = (torch.randn(shape) * 2 + 50).to(dtype)
     if layout == "strided":
         x = x[..., ::2]  # every other column: (2, 6, 9, 11) with a width stride of 2
+    elif layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
     shift, scale = _adaln_chunks(shape[0], None, shape[1], dtype, 2)
     _skip_case(backend, "group_modulate", x)
     out = ops.group_modulate(x, shift, scale)
