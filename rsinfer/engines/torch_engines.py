@@ -68,7 +68,9 @@ class CompiledEngine(TorchEngine):
 
     The network is first captured with non-strict ``torch.export`` (which runs Python normally, so the `rsinfer.ops`
     backend dispatch resolves at capture time instead of breaking Dynamo's graph at every op), then the captured graph
-    is compiled. One capture and compilation per input shape, kept for reuse.
+    is compiled. One capture and compilation per input shape without the batch axis, kept for reuse: a call with a
+    smaller batch than the graph was compiled for runs on that graph with zero-padded samples (the networks served
+    here treat samples independently), so a scene's last, partial batch does not pay a second compilation.
     """
 
     kind = "compile"
@@ -79,15 +81,20 @@ class CompiledEngine(TorchEngine):
         status = compile_status()
         if not status.available:
             raise EngineUnavailableError(f"engine 'compile' is not available: {status.reason}")
-        self._compiled: dict[tuple, nn.Module] = {}
+        self._compiled: dict[tuple, tuple[int, nn.Module]] = {}  # per-sample shapes → (batch, compiled graph)
 
     def run(self, *inputs: torch.Tensor) -> torch.Tensor:
         import torch._inductor.config as inductor_config
 
+        batch = inputs[0].shape[0]
+        key = tuple((tuple(x.shape[1:]), self.dtype if x.is_floating_point() else x.dtype) for x in inputs)
+        compiled_batch, graph = self._compiled.get(key, (0, None))
+        if batch < compiled_batch:  # zero samples appended up to the compiled batch, dropped from the output
+            inputs = tuple(torch.cat([x, x.new_zeros((compiled_batch - batch, *x.shape[1:]))]) for x in inputs)
         inputs = self._converted(inputs)
-        key = tuple((tuple(x.shape), x.dtype) for x in inputs)
         with torch.no_grad(), inductor_config.patch(freezing=True):
-            if key not in self._compiled:
+            if graph is None or batch > compiled_batch:
                 captured = torch.export.export(self.net, inputs, strict=False).module()
-                self._compiled[key] = torch.compile(captured, dynamic=False)
-            return self._compiled[key](*inputs).contiguous()
+                graph = torch.compile(captured, dynamic=False)
+                self._compiled[key] = (batch, graph)
+            return graph(*inputs)[:batch].contiguous()

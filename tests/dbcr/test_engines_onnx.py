@@ -89,6 +89,11 @@ def test_compile_engine_is_channels_last_and_equals_eager() -> None:
     eager = TorchEngine(net, DBCR_SIGNATURE)(x, s, t)
     out = engine(x, s, t)
     assert out.is_contiguous() and out.shape == eager.shape and relative_error(out, eager) <= 1e-4
+    # a smaller batch (a scene's last one) runs on the same graph, zero-padded: no second compilation
+    ((_, graph),) = engine._compiled.values()
+    last = engine(x[1:], s[1:], t[1:])
+    assert list(engine._compiled.values()) == [(2, graph)]
+    assert last.shape == (1, *eager.shape[1:]) and relative_error(last, eager[1:]) <= 1e-4
 
 
 def test_memory_format_is_checked(net) -> None:
