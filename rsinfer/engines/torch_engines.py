@@ -6,8 +6,9 @@ CPUs with native bf16 (avx512_bf16 / AMX) and emulated elsewhere.
 
 Both also take a memory format. ``contiguous`` (NCHW) runs the network exactly as written: the ``torch`` engine's
 default, the reference. ``channels_last`` (NHWC) converts the weights and 4-D inputs, so oneDNN convolutions read and
-write their native layout and `rsinfer.ops.group_modulate` works in place of layout copies: the ``compile`` engine's
-default, where inductor also fuses the elementwise work around the convolutions. Outputs are returned contiguous.
+write their native layout and `rsinfer.ops.group_modulate` (ext) keeps it, with no layout copies in between: the
+``compile`` engine's default, where inductor also fuses the elementwise work around the convolutions. Outputs are
+returned contiguous.
 """
 
 from __future__ import annotations
