@@ -75,9 +75,6 @@ float horizontal_sum(const Vec& v) {
   return total;
 }
 
-// Row statistics in two passes over a float32 row that sits in L1: the sum (usually accumulated while the row is built,
-// see the *_row functions below), then the sum of squared deviations from the mean — never E[x²] − E[x]², which
-// cancels when the mean is large.
 // A sum kept in four independent vectors. Adding into one vector makes every iteration wait for the previous add
 // (3–4 cycles on current x86 cores); four chains keep the adders busy, so the loops below run at their load rate.
 struct VecSum {
@@ -107,6 +104,9 @@ int64_t for_each_step(int64_t n, Step&& step) {
   return j;
 }
 
+// Row statistics in two passes over a float32 row that sits in L1: the sum (usually accumulated while the row is built,
+// see the *_row functions below), then the sum of squared deviations from the mean — never E[x²] − E[x]², which
+// cancels when the mean is large.
 float row_sum(const float* row, int64_t n) {
   VecSum acc;
   const int64_t body = for_each_step(n, [&](int64_t j, int half) {
@@ -302,7 +302,7 @@ template <typename T>
 void modulate_channels_last(const GroupModulateArgs& a, const T* x, const std::vector<RowStats>& stats) {
   const int64_t channels = a.channels, sample = channels * a.pixels;
   int64_t span_pixels = kStep / std::gcd(channels, kStep);  // smallest span that is a multiple of kStep
-  span_pixels *= std::max<int64_t>(1, 512 / (span_pixels * channels));  // then ≥ 512 elements per span
+  span_pixels *= std::max<int64_t>(1, 512 / (span_pixels * channels));  // widened to ~512 elements when C is small
   const int64_t span = span_pixels * channels, spans = a.pixels / span_pixels;
   std::vector<float> factor(a.batch * span), shift(a.batch * span);
   for (int64_t b = 0; b < a.batch; ++b) {
