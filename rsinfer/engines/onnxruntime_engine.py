@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
 from rsinfer.engines.base import Engine, EngineStatus, EngineUnavailableError, Precision
@@ -18,18 +20,28 @@ def onnxruntime_status() -> EngineStatus:
     return EngineStatus("onnxruntime", True, f"onnxruntime {onnxruntime.__version__}, CPUExecutionProvider, fp32")
 
 
+# How idle intra-op threads wait for the next operator: "spin" (ONNX Runtime's default) keeps them busy-waiting for a
+# moment, "sleep" parks them at once. DB-CR runs ~3000 small operators per evaluation; at 2 threads, waking sleeping
+# threads for each one made an evaluation 1.3x slower (bench/RESULTS.md, DB-CR). "sleep" suits hosts shared with other
+# CPU-heavy jobs.
+ThreadWait = Literal["spin", "sleep"]
+
+
 class OnnxRuntimeEngine(Engine):
-    """An ONNX Runtime CPU session: `threads` intra-op threads, no spin-waiting, every graph optimisation enabled."""
+    """An ONNX Runtime CPU session: `threads` intra-op threads waiting as `thread_wait` says, every graph optimisation
+    enabled."""
 
     kind = "onnxruntime"
 
     def __init__(self, onnx_model: bytes, signature: GraphSignature, precision: Precision = "fp32",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, thread_wait: ThreadWait = "spin") -> None:
         status = onnxruntime_status()
         if not status.available:
             raise EngineUnavailableError(f"engine 'onnxruntime' is not available: {status.reason}")
         if precision != "fp32":
             raise ValueError(f"the onnxruntime engine runs fp32 on CPU, got precision {precision!r}")
+        if thread_wait not in ("spin", "sleep"):
+            raise ValueError(f"thread_wait must be 'spin' or 'sleep', got {thread_wait!r}")
         import onnxruntime as ort
 
         self.precision, self.signature = precision, signature
@@ -38,9 +50,7 @@ class OnnxRuntimeEngine(Engine):
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Spinning threads burn cores between calls; on a shared machine that slows everyone down, us included.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if thread_wait == "spin" else "0")
         self.session = ort.InferenceSession(onnx_model, sess_options=options, providers=["CPUExecutionProvider"])
 
     def run(self, *inputs: torch.Tensor) -> torch.Tensor:
