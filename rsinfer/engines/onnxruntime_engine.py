@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
@@ -40,8 +40,8 @@ class OnnxRuntimeEngine(Engine):
             raise EngineUnavailableError(f"engine 'onnxruntime' is not available: {status.reason}")
         if precision != "fp32":
             raise ValueError(f"the onnxruntime engine runs fp32 on CPU, got precision {precision!r}")
-        if thread_wait not in ("spin", "sleep"):
-            raise ValueError(f"thread_wait must be 'spin' or 'sleep', got {thread_wait!r}")
+        if thread_wait not in get_args(ThreadWait):
+            raise ValueError(f"thread_wait must be one of {get_args(ThreadWait)}, got {thread_wait!r}")
         import onnxruntime as ort
 
         self.precision, self.signature = precision, signature

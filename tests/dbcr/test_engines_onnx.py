@@ -69,7 +69,7 @@ def test_engine_inputs_are_checked(net) -> None:
         create_engine("openvino", net, DBCR_SIGNATURE, (x, s, t))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="fp32"):
         OnnxRuntimeEngine(b"", DBCR_SIGNATURE, precision="bf16")
-    with pytest.raises(ValueError, match="thread_wait must be 'spin' or 'sleep', got 'busy'"):
+    with pytest.raises(ValueError, match=r"thread_wait must be one of \('spin', 'sleep'\), got 'busy'"):
         OnnxRuntimeEngine(b"", DBCR_SIGNATURE, thread_wait="busy")  # type: ignore[arg-type]
 
 
