@@ -11,13 +11,24 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <numeric>
 #include <type_traits>
 #include <vector>
 
+#ifdef CPU_CAPABILITY_AVX2
+#include <immintrin.h>
+#endif
+
 #ifndef CPU_CAPABILITY
 #error "cpu_kernels.cpp is compiled once per SIMD level with CPU_CAPABILITY=DEFAULT or AVX2"
 #endif
+
+// For the one-step helpers of the row loops and the lambdas passed to for_each_step: called once per 16 elements, they
+// must compile into their loops. GCC at -O2 leaves some out of line, and then every vector and every accumulator goes
+// through memory (add_layernorm ran 1.7x slower).
+#define RSINFER_STEP inline __attribute__((always_inline))
+#define RSINFER_STEP_LAMBDA __attribute__((always_inline))
 
 #define RSINFER_STRINGIFY_(x) #x
 #define RSINFER_STRINGIFY(x) RSINFER_STRINGIFY_(x)
@@ -30,6 +41,8 @@ using Vec = at::vec::Vectorized<float>;
 constexpr int64_t kVec = Vec::size();
 // One step of every row loop: two float vectors, which is one vector of 16-bit floats.
 constexpr int64_t kStep = 2 * kVec;
+// float32 elements in a 64-byte cache line.
+constexpr int64_t kLineFloats = 64 / sizeof(float);
 // Elements a parallel task should cover at least, so that small tensors stay on one thread.
 constexpr int64_t kGrainElements = 1 << 15;
 
@@ -48,7 +61,7 @@ void with_scalar_type(DType dtype, F&& f) {
 }
 
 template <typename T>
-void load_step(const T* p, Vec& lo, Vec& hi) {
+RSINFER_STEP void load_step(const T* p, Vec& lo, Vec& hi) {
   if constexpr (std::is_same_v<T, float>) {
     lo = Vec::loadu(p);
     hi = Vec::loadu(p + kVec);
@@ -58,7 +71,7 @@ void load_step(const T* p, Vec& lo, Vec& hi) {
 }
 
 template <typename T>
-void store_step(T* p, const Vec& lo, const Vec& hi) {
+RSINFER_STEP void store_step(T* p, const Vec& lo, const Vec& hi) {
   if constexpr (std::is_same_v<T, float>) {
     lo.store(p);
     hi.store(p + kVec);
@@ -81,9 +94,14 @@ struct VecSum {
   Vec part[4] = {Vec(0.f), Vec(0.f), Vec(0.f), Vec(0.f)};
 
   // Adds one step (two vectors) into the chains of `half` (0 or 2).
-  void add(int half, const Vec& lo, const Vec& hi) {
+  RSINFER_STEP void add(int half, const Vec& lo, const Vec& hi) {
     part[half] += lo;
     part[half + 1] += hi;
+  }
+  // Adds lo² and hi² into the chains of `half`.
+  RSINFER_STEP void add_squares(int half, const Vec& lo, const Vec& hi) {
+    part[half] = at::vec::fmadd(lo, lo, part[half]);
+    part[half + 1] = at::vec::fmadd(hi, hi, part[half + 1]);
   }
   float total() const { return horizontal_sum((part[0] + part[1]) + (part[2] + part[3])); }
 };
@@ -91,7 +109,7 @@ struct VecSum {
 // Calls step(j, half) for every full kStep block of [0, n), `half` alternating 0 and 2 so that consecutive blocks feed
 // different VecSum chains; returns the first index not covered (where the scalar tail starts).
 template <typename Step>
-int64_t for_each_step(int64_t n, Step&& step) {
+RSINFER_STEP int64_t for_each_step(int64_t n, Step&& step) {
   int64_t j = 0;
   for (; j + 2 * kStep <= n; j += 2 * kStep) {
     step(j, 0);
@@ -109,7 +127,7 @@ int64_t for_each_step(int64_t n, Step&& step) {
 // cancels when the mean is large.
 float row_sum(const float* row, int64_t n) {
   VecSum acc;
-  const int64_t body = for_each_step(n, [&](int64_t j, int half) {
+  const int64_t body = for_each_step(n, [&](int64_t j, int half) RSINFER_STEP_LAMBDA {
     acc.add(half, Vec::loadu(row + j), Vec::loadu(row + j + kVec));
   });
   float sum = acc.total();
@@ -120,11 +138,8 @@ float row_sum(const float* row, int64_t n) {
 float squared_deviations(const float* row, int64_t n, float mean) {
   const Vec mean_v(mean);
   VecSum sq;
-  const int64_t body = for_each_step(n, [&](int64_t j, int half) {
-    const Vec d_lo = Vec::loadu(row + j) - mean_v;
-    const Vec d_hi = Vec::loadu(row + j + kVec) - mean_v;
-    sq.part[half] = at::vec::fmadd(d_lo, d_lo, sq.part[half]);
-    sq.part[half + 1] = at::vec::fmadd(d_hi, d_hi, sq.part[half + 1]);
+  const int64_t body = for_each_step(n, [&](int64_t j, int half) RSINFER_STEP_LAMBDA {
+    sq.add_squares(half, Vec::loadu(row + j) - mean_v, Vec::loadu(row + j + kVec) - mean_v);
   });
   float m2 = sq.total();
   for (int64_t j = body; j < n; ++j) m2 += (row[j] - mean) * (row[j] - mean);
@@ -136,46 +151,98 @@ struct RowStats {
   float mean, rstd;
 };
 
-RowStats row_stats(const float* row, int64_t dim, float sum, float eps) {
-  const float mean = sum / static_cast<float>(dim);
+RowStats stats_about_mean(const float* row, int64_t dim, float mean, float eps) {
   return {mean, 1.f / std::sqrt(squared_deviations(row, dim, mean) / static_cast<float>(dim) + eps)};
 }
 
-// out[j] = (row[j] − mean) · rstd · mul[j] + add[j], written in T.
+RowStats row_stats(const float* row, int64_t dim, float sum, float eps) {
+  return stats_about_mean(row, dim, sum / static_cast<float>(dim), eps);
+}
+
+// How a row loop writes its output. Cached: ordinary stores. Streaming: non-temporal stores, which go to memory without
+// first reading each output line into cache (the read-for-ownership of an ordinary store). A large op's output is a
+// block the allocator has not handed out recently, so those reads come from DRAM: a quarter of add_layernorm's memory
+// traffic. Streaming needs 32-byte aligned rows; at the DEFAULT SIMD level it is ordinary stores.
+enum class Store { Cached, Streaming };
+
+// Outputs from this size up, larger than a core's L2 cache, are written with Store::Streaming. On a 4 MiB
+// add_layernorm this measured 1.1–1.4x faster at 1 thread and the same at 2 threads (bench/ops.py).
+constexpr int64_t kStreamingBytes = int64_t{1} << 20;
+
 template <typename T>
+Store store_for(const T* out, int64_t rows, int64_t dim) {
+  const int64_t row_bytes = dim * static_cast<int64_t>(sizeof(T));
+  const bool aligned = reinterpret_cast<std::uintptr_t>(out) % 32 == 0 && row_bytes % 32 == 0;
+  return aligned && rows * row_bytes >= kStreamingBytes ? Store::Streaming : Store::Cached;
+}
+
+template <Store store, typename T>
+RSINFER_STEP void put_step(T* p, const Vec& lo, const Vec& hi) {
+#ifdef CPU_CAPABILITY_AVX2
+  if constexpr (store == Store::Streaming) {
+    if constexpr (std::is_same_v<T, float>) {
+      _mm256_stream_ps(p, lo);
+      _mm256_stream_ps(p + kVec, hi);
+    } else {
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(p), at::vec::convert_from_float<T>(lo, hi));
+    }
+    return;
+  }
+#endif
+  store_step(p, lo, hi);
+}
+
+// Makes this thread's streaming stores visible before what it writes next (they are weakly ordered).
+template <Store store>
+void finish_stores() {
+#ifdef CPU_CAPABILITY_AVX2
+  if constexpr (store == Store::Streaming) _mm_sfence();
+#endif
+}
+
+// One kStep block of normalise_row.
+template <Store store = Store::Cached, typename T>
+RSINFER_STEP void normalise_step(const float* row, int64_t j, const Vec& mean, const Vec& rstd, const float* mul,
+                                 const float* add, T* out) {
+  put_step<store>(out + j,
+                  at::vec::fmadd((Vec::loadu(row + j) - mean) * rstd, Vec::loadu(mul + j), Vec::loadu(add + j)),
+                  at::vec::fmadd((Vec::loadu(row + j + kVec) - mean) * rstd, Vec::loadu(mul + j + kVec),
+                                 Vec::loadu(add + j + kVec)));
+}
+
+// normalise_row's scalar tail, elements [from, dim).
+template <typename T>
+void normalise_tail(const float* row, int64_t from, int64_t dim, RowStats stats, const float* mul, const float* add,
+                    T* out) {
+  for (int64_t j = from; j < dim; ++j) out[j] = static_cast<T>((row[j] - stats.mean) * stats.rstd * mul[j] + add[j]);
+}
+
+// out[j] = (row[j] − mean) · rstd · mul[j] + add[j], written in T.
+template <Store store = Store::Cached, typename T>
 void normalise_row(const float* row, int64_t dim, RowStats stats, const float* mul, const float* add, T* out) {
   const int64_t body = dim - dim % kStep;
   const Vec mean(stats.mean), rstd(stats.rstd);
-  for (int64_t j = 0; j < body; j += kStep) {
-    const Vec lo = at::vec::fmadd((Vec::loadu(row + j) - mean) * rstd, Vec::loadu(mul + j), Vec::loadu(add + j));
-    const Vec hi = at::vec::fmadd((Vec::loadu(row + j + kVec) - mean) * rstd, Vec::loadu(mul + j + kVec),
-                                  Vec::loadu(add + j + kVec));
-    store_step(out + j, lo, hi);
-  }
-  for (int64_t j = body; j < dim; ++j) out[j] = static_cast<T>((row[j] - stats.mean) * stats.rstd * mul[j] + add[j]);
+  for (int64_t j = 0; j < body; j += kStep) normalise_step<store>(row, j, mean, rstd, mul, add, out);
+  normalise_tail(row, body, dim, stats, mul, add, out);
 }
 
-// Asks for every cache line of row[0, n) ahead of its use: the row loops spend two of their three passes in L1, and
-// the memory system would otherwise idle during them.
-template <typename T>
-void prefetch_row(const T* row, int64_t n) {
-  constexpr int64_t kLine = 64 / sizeof(T);
-  for (int64_t j = 0; j < n; j += kLine) __builtin_prefetch(row + j);
-}
-
-// Per-thread float32 copy of the row being normalised (a few KiB: stays in L1 between the passes).
-float* row_buffer(int64_t dim) {
+// Per-thread float32 scratch for the rows being normalised (a few KiB: stays in L1 between the passes), 64-byte
+// aligned: the row loops' vector loads and stores would otherwise straddle cache lines.
+float* row_buffer(int64_t size) {
   thread_local std::vector<float> buffer;
-  if (static_cast<int64_t>(buffer.size()) < dim) buffer.resize(dim);
-  return buffer.data();
+  if (static_cast<int64_t>(buffer.size()) < size + kLineFloats) buffer.resize(size + kLineFloats);
+  return reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(buffer.data()) + 63) & ~std::uintptr_t{63});
 }
+
+// Elements from one row buffer to the next in row_buffer's scratch: dim rounded up to whole cache lines.
+int64_t row_stride(int64_t dim) { return (dim + kLineFloats - 1) / kLineFloats * kLineFloats; }
 
 // residual = round_T(x + gate·y) is written to `residual` and its float value (after rounding, as the reference
 // normalises the rounded residual) to `row`.
 template <typename T>
 float gated_residual_row(const T* x, const T* y, const float* gate, int64_t dim, T* residual, float* row) {
   VecSum acc;
-  const int64_t body = for_each_step(dim, [&](int64_t j, int half) {
+  const int64_t body = for_each_step(dim, [&](int64_t j, int half) RSINFER_STEP_LAMBDA {
     Vec x_lo, x_hi, y_lo, y_hi;
     load_step(x + j, x_lo, x_hi);
     load_step(y + j, y_lo, y_hi);
@@ -200,7 +267,7 @@ float gated_residual_row(const T* x, const T* y, const float* gate, int64_t dim,
 template <typename T>
 float to_float_row(const T* x, int64_t dim, float* row) {
   VecSum acc;
-  const int64_t body = for_each_step(dim, [&](int64_t j, int half) {
+  const int64_t body = for_each_step(dim, [&](int64_t j, int half) RSINFER_STEP_LAMBDA {
     Vec lo, hi;
     load_step(x + j, lo, hi);
     lo.store(row + j);
@@ -212,22 +279,97 @@ float to_float_row(const T* x, int64_t dim, float* row) {
   return sum;
 }
 
-// row = x + residual in float32; returns the row's sum.
+// Sums of d = v − pivot and of d² over the values v of a row, taken while the row is built, so that its statistics
+// need no second pass: with the pivot near the row's mean, var = Σd²/n − (Σd/n)² does not cancel. Two chains per sum,
+// not VecSum's four: these loops wait on memory, not on the adder, and four would spill registers in the loop that
+// also normalises the previous row.
+struct ShiftedMoments {
+  float pivot;
+  Vec sum[2] = {Vec(0.f), Vec(0.f)}, squares[2] = {Vec(0.f), Vec(0.f)};
+
+  explicit ShiftedMoments(float pivot) : pivot(pivot) {}
+  RSINFER_STEP void add(const Vec& lo, const Vec& hi) {
+    const Vec pivot_v(pivot), d_lo = lo - pivot_v, d_hi = hi - pivot_v;
+    sum[0] += d_lo;
+    sum[1] += d_hi;
+    squares[0] = at::vec::fmadd(d_lo, d_lo, squares[0]);
+    squares[1] = at::vec::fmadd(d_hi, d_hi, squares[1]);
+  }
+  float sum_total() const { return horizontal_sum(sum[0] + sum[1]); }
+  float squares_total() const { return horizontal_sum(squares[0] + squares[1]); }
+};
+
+// The pivot of row x + residual: the mean of its first step, which is near the row's mean unless those elements are
+// outliers (row_stats then falls back to the two-pass formula).
 template <typename T>
-float sum_row(const T* x, const T* residual, int64_t dim, float* row) {
-  VecSum acc;
-  const int64_t body = for_each_step(dim, [&](int64_t j, int half) {
-    Vec x_lo, x_hi, r_lo, r_hi;
-    load_step(x + j, x_lo, x_hi);
-    load_step(residual + j, r_lo, r_hi);
-    const Vec s_lo = x_lo + r_lo, s_hi = x_hi + r_hi;
-    s_lo.store(row + j);
-    s_hi.store(row + j + kVec);
-    acc.add(half, s_lo, s_hi);
-  });
-  float sum = acc.total();
-  for (int64_t j = body; j < dim; ++j) sum += row[j] = static_cast<float>(x[j]) + static_cast<float>(residual[j]);
-  return sum;
+float sum_pivot(const T* x, const T* residual, int64_t dim) {
+  const int64_t n = std::min(dim, kStep);
+  float total = 0.f;
+  for (int64_t j = 0; j < n; ++j) total += static_cast<float>(x[j]) + static_cast<float>(residual[j]);
+  return total / static_cast<float>(n);
+}
+
+// LayerNorm statistics of a float32 row from its ShiftedMoments (m, over the vector body, plus the scalar tail's
+// d_sum and d_squares). One-pass when (mean − pivot)² ≤ var, so that the cancellation amplifies the rounding error of
+// Σd² at most twofold; otherwise the two-pass formula over the row, which is still in L1.
+RowStats row_stats(const float* row, int64_t dim, const ShiftedMoments& m, float d_sum, float d_squares, float eps) {
+  const float n = static_cast<float>(dim);
+  const float mean_d = (m.sum_total() + d_sum) / n;
+  const float var = (m.squares_total() + d_squares) / n - mean_d * mean_d;
+  if (mean_d * mean_d <= var) return {m.pivot + mean_d, 1.f / std::sqrt(var + eps)};
+  return stats_about_mean(row, dim, m.pivot + mean_d, eps);
+}
+
+// One kStep block of build_row: row = x + residual, added into the moments.
+template <typename T>
+RSINFER_STEP void build_step(const T* x, const T* residual, int64_t j, float* row, ShiftedMoments& m) {
+  Vec x_lo, x_hi, r_lo, r_hi;
+  load_step(x + j, x_lo, x_hi);
+  load_step(residual + j, r_lo, r_hi);
+  const Vec s_lo = x_lo + r_lo, s_hi = x_hi + r_hi;
+  s_lo.store(row + j);
+  s_hi.store(row + j + kVec);
+  m.add(s_lo, s_hi);
+}
+
+// build_row's scalar tail, elements [from, dim), then the statistics of the whole row.
+template <typename T>
+RowStats build_tail(const T* x, const T* residual, int64_t from, int64_t dim, float* row, const ShiftedMoments& m,
+                    float eps) {
+  float d_sum = 0.f, d_squares = 0.f;
+  for (int64_t j = from; j < dim; ++j) {
+    row[j] = static_cast<float>(x[j]) + static_cast<float>(residual[j]);
+    const float d = row[j] - m.pivot;
+    d_sum += d;
+    d_squares += d * d;
+  }
+  return row_stats(row, dim, m, d_sum, d_squares, eps);
+}
+
+// row = x + residual in float32; returns the row's LayerNorm statistics.
+template <typename T>
+RowStats build_row(const T* x, const T* residual, int64_t dim, float* row, float eps) {
+  ShiftedMoments m(sum_pivot(x, residual, dim));
+  const int64_t body = dim - dim % kStep;
+  for (int64_t j = 0; j < body; j += kStep) build_step(x, residual, j, row, m);
+  return build_tail(x, residual, body, dim, row, m, eps);
+}
+
+// build_row for the next row and normalise_row for the current one, in one loop: the next row's loads from memory
+// overlap the current row's arithmetic in L1. Returns the next row's statistics.
+template <Store store, typename T>
+RowStats build_next_normalise_current(const T* x, const T* residual, float* next, const float* current,
+                                      RowStats stats, const float* mul, const float* add, T* out, int64_t dim,
+                                      float eps) {
+  ShiftedMoments m(sum_pivot(x, residual, dim));
+  const Vec mean(stats.mean), rstd(stats.rstd);
+  const int64_t body = dim - dim % kStep;
+  for (int64_t j = 0; j < body; j += kStep) {
+    build_step(x, residual, j, next, m);
+    normalise_step<store>(current, j, mean, rstd, mul, add, out);
+  }
+  normalise_tail(current, body, dim, stats, mul, add, out);
+  return build_tail(x, residual, body, dim, next, m, eps);
 }
 
 template <typename T>
@@ -257,20 +399,35 @@ void modulate_typed(const ModulateArgs& a) {
   });
 }
 
-template <typename T>
-void add_layernorm_typed(const AddLayerNormArgs& a) {
+// Rows [begin, end) of add_layernorm as a software pipeline over two row buffers: while row r is normalised and
+// written, row r + 1 is read from memory, summed and its statistics taken. Building a row and then normalising it in
+// turn leaves the memory system idle for half of every row.
+template <Store store, typename T>
+void add_layernorm_rows(const AddLayerNormArgs& a, int64_t begin, int64_t end) {
   const int64_t dim = a.dim;
   const T* x = static_cast<const T*>(a.x);
   const T* residual = static_cast<const T*>(a.residual);
-  at::parallel_for(0, a.rows, grain(dim), [&](int64_t begin, int64_t end) {
-    float* row = row_buffer(dim);
-    for (int64_t r = begin; r < end; ++r) {
-      if (r + 1 < end) {  // the next row streams in while this one is normalised from L1
-        prefetch_row(x + (r + 1) * dim, dim);
-        prefetch_row(residual + (r + 1) * dim, dim);
-      }
-      const float sum = sum_row(x + r * dim, residual + r * dim, dim, row);
-      normalise_row(row, dim, row_stats(row, dim, sum, a.eps), a.weight, a.bias, static_cast<T*>(a.out) + r * dim);
+  T* out = static_cast<T*>(a.out);
+  float* current = row_buffer(2 * row_stride(dim));
+  float* next = current + row_stride(dim);
+  RowStats stats = build_row(x + begin * dim, residual + begin * dim, dim, current, a.eps);
+  for (int64_t r = begin; r + 1 < end; ++r) {
+    stats = build_next_normalise_current<store>(x + (r + 1) * dim, residual + (r + 1) * dim, next, current, stats,
+                                                a.weight, a.bias, out + r * dim, dim, a.eps);
+    std::swap(current, next);
+  }
+  normalise_row<store>(current, dim, stats, a.weight, a.bias, out + (end - 1) * dim);
+  finish_stores<store>();
+}
+
+template <typename T>
+void add_layernorm_typed(const AddLayerNormArgs& a) {
+  const Store store = store_for(static_cast<T*>(a.out), a.rows, a.dim);
+  at::parallel_for(0, a.rows, grain(a.dim), [&](int64_t begin, int64_t end) {
+    if (store == Store::Streaming) {
+      add_layernorm_rows<Store::Streaming, T>(a, begin, end);
+    } else {
+      add_layernorm_rows<Store::Cached, T>(a, begin, end);
     }
   });
 }
@@ -296,8 +453,8 @@ ChunkMoments chunk_moments(const T* x, int64_t n, float* row) {
 
 // Step 3 of group_modulate for NHWC samples, where element j of a sample belongs to channel j % C. The sample is
 // cut into spans of `span_pixels` whole pixels, with span_pixels·C a multiple of kStep, and the per-channel factor
-// rstd·(1 + scale_c) and shift_c are laid out once per sample over one span: every span is then one vector loop with no
-// tail, whatever C is. Pixels left over after the last full span take the scalar loop.
+// rstd·(1 + scale_c) and shift_c are laid out once per sample over one span: every span is then one vector loop with
+// no tail, whatever C is. Pixels left over after the last full span take the scalar loop.
 template <typename T>
 void modulate_channels_last(const GroupModulateArgs& a, const T* x, const std::vector<RowStats>& stats) {
   const int64_t channels = a.channels, sample = channels * a.pixels;

@@ -187,13 +187,16 @@ def test_results_do_not_depend_on_the_thread_count() -> None:
     x, y = torch.randn(1, 1028, 72), torch.randn(1, 1028, 72)
     gate, shift, scale = torch.randn(3, 1, 5, 72).unbind(0)
     img, p = torch.randn(2, 8, 70, 90), torch.randn(2, 8)
+    wide_x, wide_y = torch.randn(1, 1028, 264), torch.randn(1, 1028, 264)
+    weight, bias = torch.randn(264), torch.randn(264)
     threads = torch.get_num_threads()
     results = []
     try:
         for n in (1, 2):
             torch.set_num_threads(n)
             results.append((*ext.residual_modulate(x, y, gate, shift, scale, [4, 256, 256, 256, 256]),
-                            ext.group_modulate(img, p, p)))
+                            ext.group_modulate(img, p, p),
+                            ext.add_layernorm(wide_x, wide_y, weight, bias)))
     finally:
         torch.set_num_threads(threads)
     assert all(torch.equal(a, b) for a, b in zip(*results))

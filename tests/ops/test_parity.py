@@ -130,6 +130,8 @@ def test_residual_modulate(backend: str, b: int, n: int, d: int, segments: list[
     ((1, 1, 88), "contiguous"),  # 88 = 2·32 + 16 + 8
     ((1, 1028, 64), "strided"),
     ((1, 1028, 1024), "contiguous"),
+    ((1, 300, 1032), "contiguous"),  # a tail of 8 after the last full step of 16
+    ((2, 150, 1030), "contiguous"),  # a tail of 6, rows not 64-byte aligned
     ((3, 5, 1024), "strided"),
 ])
 def test_add_layernorm(backend: str, shape: tuple[int, int, int], layout: str, dtype: torch.dtype) -> None:
@@ -140,6 +142,28 @@ def test_add_layernorm(backend: str, shape: tuple[int, int, int], layout: str, d
     out = ops.add_layernorm(x, residual, weight, bias)
     ref = reference.add_layernorm(x.float(), residual.float(), weight.float(), bias.float())
     assert_matches_reference(out, ref, F.layer_norm(x + residual, shape[-1:], weight, bias, 1e-5))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("rows, width", [("far-mean", 200), ("outlier-first-step", 4096), ("constant", 200)])
+def test_add_layernorm_statistics_do_not_cancel(backend: str, rows: str, width: int, dtype: torch.dtype) -> None:
+    # ext takes each row's statistics in one pass about a pivot (the mean of its first 16 values) and falls back to
+    # two passes when the pivot is far from the mean; these rows reach both branches and the zero-variance edge.
+    x = torch.randn(2, 20, width)
+    if rows == "far-mean":
+        x = x + 100.0  # |mean| / std = 100: E[x²] − E[x]² would lose ~4 of float32's 7 digits
+    elif rows == "outlier-first-step":
+        # The pivot sits ~40 std from the mean. One pass would amplify rounding ~width/16 = 256-fold (1.3e-5 measured
+        # against float64); the two-pass fallback gives 1e-6.
+        x[..., :16] += 40.0
+    else:
+        x = torch.full_like(x, 7.0)  # variance 0: rstd = 1/sqrt(eps)
+    x, residual = x.to(dtype), (0.5 * torch.randn(x.shape) * (rows != "constant")).to(dtype)
+    weight, bias = (torch.randn(width).to(dtype) for _ in range(2))
+    _skip_case(backend, "add_layernorm", x)
+    out = ops.add_layernorm(x, residual, weight, bias)
+    ref = reference.add_layernorm(x.float(), residual.float(), weight.float(), bias.float())
+    assert_matches_reference(out, ref, F.layer_norm(x + residual, (width,), weight, bias, 1e-5))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
