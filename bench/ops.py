@@ -8,7 +8,7 @@ Every candidate is warmed up (compilation excluded), then all candidates of an o
 gives the median time, the spread (interquartile range / median), the bytes-moved rate against a memory-copy rate and
 (attention) the FLOP rate against a GEMM rate, both measured in this run. JSON lines go to bench/ops.jsonl.
 
-    python bench/ops.py [--quick] [--threads N] [--clock wall|cpu]
+    python bench/ops.py [--quick] [--threads N] [--clock wall|cpu] [--ops OP ...]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ TOKENS, DIM, HEADS, HEAD_DIM = 1028, 1024, 16, 64
 JSONL = Path(__file__).with_suffix(".jsonl")
 SPEEDUP_TARGET = {"modulate": 2.0, "residual_modulate": 2.0, "add_layernorm": 2.0}  # ext vs reference eager
 COPY_FRACTION_TARGET = {"accumulate": 0.5}  # ext bytes-moved rate vs memory copy
+OPS = ("modulate", "residual_modulate", "add_layernorm", "group_modulate", "accumulate", "attention")
 
 
 @dataclass
@@ -190,7 +191,18 @@ def cases(dtype: torch.dtype, with_compile: bool) -> list[Case]:
     ]
 
 
-def run(quick: bool, clock: Clock) -> tuple[list[Row], float, dict[str, float]]:
+def settle_allocator() -> None:
+    """Puts glibc's malloc in the state of a process that has already run a model, whatever ops are measured.
+
+    glibc serves large blocks with mmap, which the kernel zero-fills page by page on first touch, until a freed mmap'd
+    block raises its threshold (up to 32 MiB). Until then every 4 MiB temporary of the eager candidates costs ~1000 page
+    faults per call, and the table would depend on which cases happened to run first.
+    """
+    torch.empty(1 << 22)  # 16 MiB, mmap'd and freed at once: later blocks up to 16 MiB come from the heap
+
+
+def run(quick: bool, clock: Clock, only: tuple[str, ...] = OPS) -> tuple[list[Row], float, dict[str, float]]:
+    settle_allocator()
     rounds = 3 if quick else 15
     sample_s = 0.02 if quick else 0.08
     threads = torch.get_num_threads()
@@ -198,8 +210,9 @@ def run(quick: bool, clock: Clock) -> tuple[list[Row], float, dict[str, float]]:
     rows, gemm = [], {}
     for dtype in (torch.float32, torch.bfloat16):
         dname = str(dtype).removeprefix("torch.")
-        gemm[dname] = gemm_rate(1024 if quick else 2048, dtype, rounds, clock)
-        for case in cases(dtype, with_compile=not quick):
+        if "attention" in only:  # the only op with a FLOP rate to set against the GEMM rate
+            gemm[dname] = gemm_rate(1024 if quick else 2048, dtype, rounds, clock)
+        for case in (c for c in cases(dtype, with_compile=not quick) if c.op in only):
             times = measure(case.candidates, rounds, sample_s, clock)
             ref_median = statistics.median(times["reference eager"])
             for name, samples in times.items():
@@ -258,6 +271,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="wall time, or process CPU time (steadier on a busy machine at --threads 1)")
+    parser.add_argument("--ops", nargs="+", choices=OPS, default=OPS, metavar="OP",
+                        help=f"only these ops (default: all of {', '.join(OPS)})")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -265,7 +280,7 @@ def main() -> None:
     with ops.use_backend("ext"):
         pass  # fail early, with the reason, when the extension is not built
 
-    rows, copy_gbps, gemm = run(args.quick, CLOCKS[args.clock])
+    rows, copy_gbps, gemm = run(args.quick, CLOCKS[args.clock], tuple(args.ops))
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     _write_atomically(JSONL, "".join(json.dumps({"date": stamp, "quick": args.quick, "clock": args.clock,
                                                  **asdict(r)}) + "\n" for r in rows))
