@@ -38,6 +38,9 @@ TOKENS, DIM, HEADS, HEAD_DIM = 1028, 1024, 16, 64
 JSONL = Path(__file__).with_suffix(".jsonl")
 SPEEDUP_TARGET = {"modulate": 2.0, "residual_modulate": 2.0, "add_layernorm": 2.0}  # ext vs reference eager
 COPY_FRACTION_TARGET = {"accumulate": 0.5}  # ext bytes-moved rate vs memory copy
+# Side of the square GEMM whose rate attention is set against. bfloat16 is emulated on CPUs without native bf16
+# (< 0.5 GFLOP/s here), where 2048³ would take ~10 min of a full run; its rate is then only a label anyway.
+GEMM_SIZE = {torch.float32: 2048, torch.bfloat16: 512}
 OPS = ("modulate", "residual_modulate", "add_layernorm", "group_modulate", "accumulate", "attention")
 
 
@@ -211,7 +214,7 @@ def run(quick: bool, clock: Clock, only: tuple[str, ...] = OPS) -> tuple[list[Ro
     for dtype in (torch.float32, torch.bfloat16):
         dname = str(dtype).removeprefix("torch.")
         if "attention" in only:  # the only op with a FLOP rate to set against the GEMM rate
-            gemm[dname] = gemm_rate(1024 if quick else 2048, dtype, rounds, clock)
+            gemm[dname] = gemm_rate(min(1024 if quick else 2048, GEMM_SIZE[dtype]), dtype, rounds, clock)
         for case in (c for c in cases(dtype, with_compile=not quick) if c.op in only):
             times = measure(case.candidates, rounds, sample_s, clock)
             ref_median = statistics.median(times["reference eager"])
