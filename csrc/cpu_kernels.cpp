@@ -300,7 +300,7 @@ struct ShiftedMoments {
 };
 
 // The pivot of row x + residual: the mean of its first step, which is near the row's mean unless those elements are
-// outliers (row_stats then falls back to the two-pass formula).
+// outliers (stats_from_moments then falls back to the two-pass formula).
 template <typename T>
 float sum_pivot(const T* x, const T* residual, int64_t dim) {
   const int64_t n = std::min(dim, kStep);
@@ -312,7 +312,8 @@ float sum_pivot(const T* x, const T* residual, int64_t dim) {
 // LayerNorm statistics of a float32 row from its ShiftedMoments (m, over the vector body, plus the scalar tail's
 // d_sum and d_squares). One-pass when (mean − pivot)² ≤ var, so that the cancellation amplifies the rounding error of
 // Σd² at most twofold; otherwise the two-pass formula over the row, which is still in L1.
-RowStats row_stats(const float* row, int64_t dim, const ShiftedMoments& m, float d_sum, float d_squares, float eps) {
+RowStats stats_from_moments(const float* row, int64_t dim, const ShiftedMoments& m, float d_sum, float d_squares,
+                            float eps) {
   const float n = static_cast<float>(dim);
   const float mean_d = (m.sum_total() + d_sum) / n;
   const float var = (m.squares_total() + d_squares) / n - mean_d * mean_d;
@@ -343,7 +344,7 @@ RowStats build_tail(const T* x, const T* residual, int64_t from, int64_t dim, fl
     d_sum += d;
     d_squares += d * d;
   }
-  return row_stats(row, dim, m, d_sum, d_squares, eps);
+  return stats_from_moments(row, dim, m, d_sum, d_squares, eps);
 }
 
 // row = x + residual in float32; returns the row's LayerNorm statistics.
