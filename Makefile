@@ -7,7 +7,7 @@ STAMP := $(VENV)/.rsinfer-installed
 DATA := ../shared/data
 OUT ?= out
 
-.PHONY: setup build run test lint bench gdal clean
+.PHONY: setup build run test lint bench mutate gdal clean
 
 setup: $(STAMP) gdal
 
@@ -32,13 +32,14 @@ test: setup
 S1 := $(DATA)/sen1floods11/Spain_7370579_S1Hand.tif
 S2 := $(DATA)/sen1floods11/Spain_7370579_S2Hand.tif
 
+# Static checks of the package, the tests, the benches and the tools.
+lint: setup
+	$(BIN)/ruff check --select E,F,W rsinfer tests bench tools
+
 # The main job on the bundled Sen1Floods11 chip (512 x 512, 10 m): environment report, a quick ops benchmark, an NDWI
 # COG through the scene engine, DB-CR cloud removal (S1-fused, 3 bridge steps on ONNX Runtime) and COP-GEN-Beta
 # S1 -> S2 L2A translation. No official weights can be downloaded here: both models run with seeded random weights,
 # which is stamped into the outputs' metadata and previews.
-lint: setup
-	$(BIN)/ruff check --select E,F,W rsinfer tests
-
 run: setup
 	mkdir -p $(OUT)
 	$(BIN)/rsinfer env
@@ -51,6 +52,10 @@ run: setup
 
 bench: setup
 	$(BIN)/python bench/ops.py
+
+# Plants a fixed list of realistic bugs one at a time in a copy of the tree and checks a test catches each (TESTING.md).
+mutate: setup
+	nice -n 10 $(BIN)/python tools/mutate.py
 
 clean:
 	rm -rf build $(VENV) rsinfer/_C*.so *.egg-info

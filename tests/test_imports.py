@@ -66,15 +66,28 @@ def _rule_violations(module: str, imported: set[str]) -> list[str]:
                                                                 "rsinfer.pipelines")):
             bad.append(f"{module} imports {name}: the scene engine knows nothing of diffusion")
         if module.startswith("rsinfer.tiling") and _names(name, ("rsinfer",)) and not _names(
-                name, ("rsinfer.ops", "rsinfer.tiling")):
+                name, ("rsinfer.ops", "rsinfer.tiling", *_SHARED)):
             bad.append(f"{module} imports {name}: tiling primitives import torch and rsinfer.ops only")
         if module.startswith("rsinfer.models") and _names(name, ("rsinfer.io", "rsinfer.scene", "rsinfer.pipelines",
-                                                                 "rsinfer.cli", "rsinfer.engines")):
+                                                                 "rsinfer.cli", "rsinfer.engines")) \
+                and (module, name.split(".")[0] + "." + name.split(".")[1]) not in _EXEMPT:
             bad.append(f"{module} imports {name}: models know nothing of rasters or pipelines")
+        if module.startswith("rsinfer.cli") and _names(name, ("rsinfer",)) and not _names(
+                name, ("rsinfer.cli", "rsinfer.pipelines", "rsinfer.environment", *_SHARED)) and name != "rsinfer":
+            bad.append(f"{module} imports {name}: the CLI depends on the pipelines and the environment report only")
+        if _names(name, ("ray",)) and not module.startswith("rsinfer.batch"):
+            bad.append(f"{module} imports {name}: only rsinfer.batch uses the distributed engine")
+        if _names(name, ("train",)):
+            bad.append(f"{module} imports {name}: the training code imports rsinfer, never the reverse")
         if not module.startswith("rsinfer.cli") and _names(name, ("argparse", "rsinfer.cli")):
             bad.append(f"{module} imports {name}: only the CLI parses arguments")
     return bad
 
+
+# Infrastructure every layer may use (standard library only inside).
+_SHARED = ("rsinfer.lazy_exports", "rsinfer.files")
+# Deprecated aliases that keep an old public name alive (they warn once).
+_EXEMPT = {("rsinfer.models.prepared", "rsinfer.engines"): "prepare() moved to rsinfer.engines.prepare"}
 
 _STDLIB = {"__future__", "functools", "math", "os", "typing", "dataclasses", "collections", "abc", "itertools",
            "enum", "contextlib", "warnings"}
@@ -92,6 +105,12 @@ def test_imports_rules_catch_a_violation() -> None:
     assert _rule_violations("rsinfer.kernels.attention", {"rsinfer.ops"})
     assert _rule_violations("rsinfer.tiling.blend", {"rsinfer.scene"})
     assert _rule_violations("rsinfer.models.vae", {"rsinfer.io"})
+    assert _rule_violations("rsinfer.cli.decloud", {"rsinfer.engines"})
+    assert _rule_violations("rsinfer.cli.decloud", {"rsinfer.io"})
+    assert not _rule_violations("rsinfer.cli.decloud", {"rsinfer.pipelines.vocabulary", "rsinfer.environment"})
+    assert _rule_violations("rsinfer.pipelines.decloud", {"ray"})
+    assert _rule_violations("rsinfer.models.copgen", {"rsinfer.engines"})
+    assert not _rule_violations("rsinfer.models.prepared", {"rsinfer.engines"})
 
 
 def test_no_module_prints_outside_the_cli() -> None:

@@ -1,7 +1,9 @@
 """The `rsinfer` command line: the only module that parses arguments, reads RSINFER_* variables or prints.
 
 Each subcommand lives in its own module exposing ``register(subparsers)``, which adds its parser and sets
-``func(args) -> int`` as the handler.
+``func(args) -> int`` as the handler. Subcommands are thin: parse, build the pipeline from its spec, run it
+(`rsinfer.cli.pipeline_run`). The shared flags and their meaning: `rsinfer.cli.options`. Start-up imports neither
+torch nor GDAL: `rsinfer --help` stays fast.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import logging
 import sys
 
 # Subcommand modules, in the order `rsinfer --help` lists them.
-_COMMANDS = ("env", "scene", "translate", "decloud")
+_COMMANDS = ("env", "scene", "translate", "decloud", "pansharpen", "classify", "embed", "fill-gap", "evaluate", "batch",
+             "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,10 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level (backend choices, timings)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMANDS:
+        module_name = f"rsinfer.cli.{name.replace('-', '_')}"
         try:
-            module = importlib.import_module(f"rsinfer.cli.{name}")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as err:
-            if err.name != f"rsinfer.cli.{name}":
+            if err.name != module_name:
                 raise
             continue
         module.register(sub)
@@ -32,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command_line = ["rsinfer", *argv]
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -16,10 +16,11 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from rsinfer.files import write_bytes_atomically
 
 _log = logging.getLogger("rsinfer.engines")
 
@@ -50,15 +51,6 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 class ArtifactCache:
@@ -113,6 +105,6 @@ class ArtifactCache:
 
     def _publish(self, name: str, data: bytes) -> None:
         """Atomic renames, artifact first, sidecar second (call with the lock held)."""
-        _write_atomically(self.path(name), data)
-        _write_atomically(self.path(name + ".sha256"),
+        write_bytes_atomically(self.path(name), data)
+        write_bytes_atomically(self.path(name + ".sha256"),
                           json.dumps({"size": len(data), "sha256": sha256_bytes(data)}).encode())

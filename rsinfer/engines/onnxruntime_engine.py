@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 import torch
 
 from rsinfer.engines.base import Engine, EngineStatus, EngineUnavailableError, Precision
+from rsinfer.engines.names import THREAD_WAITS, ThreadWait
 from rsinfer.engines.signature import GraphSignature
 
 
@@ -17,14 +16,9 @@ def onnxruntime_status() -> EngineStatus:
     except ImportError as err:
         return EngineStatus("onnxruntime", False, f"onnxruntime/onnx are not installed ({err}); "
                                                   "pip install 'rsinfer[onnx]'")
-    return EngineStatus("onnxruntime", True, f"onnxruntime {onnxruntime.__version__}, CPUExecutionProvider, fp32")
+    return EngineStatus("onnxruntime", True, f"onnxruntime {onnxruntime.__version__}, CPUExecutionProvider, float32")
 
 
-# How idle intra-op threads wait for the next operator: "spin" (ONNX Runtime's default) keeps them busy-waiting for a
-# moment, "sleep" parks them at once. DB-CR runs ~3000 small operators per evaluation; at 2 threads, waking sleeping
-# threads for each one made an evaluation 1.3x slower (bench/RESULTS.md, DB-CR). "sleep" suits hosts shared with other
-# CPU-heavy jobs.
-ThreadWait = Literal["spin", "sleep"]
 
 
 class OnnxRuntimeEngine(Engine):
@@ -33,15 +27,15 @@ class OnnxRuntimeEngine(Engine):
 
     kind = "onnxruntime"
 
-    def __init__(self, onnx_model: bytes, signature: GraphSignature, precision: Precision = "fp32",
+    def __init__(self, onnx_model: bytes, signature: GraphSignature, precision: Precision = "float32",
                  threads: int | None = None, thread_wait: ThreadWait = "spin") -> None:
         status = onnxruntime_status()
         if not status.available:
             raise EngineUnavailableError(f"engine 'onnxruntime' is not available: {status.reason}")
-        if precision != "fp32":
-            raise ValueError(f"the onnxruntime engine runs fp32 on CPU, got precision {precision!r}")
-        if thread_wait not in get_args(ThreadWait):
-            raise ValueError(f"thread_wait must be one of {get_args(ThreadWait)}, got {thread_wait!r}")
+        if precision != "float32":
+            raise ValueError(f"the onnxruntime engine runs float32 on CPU, got precision {precision!r}")
+        if thread_wait not in THREAD_WAITS:
+            raise ValueError(f"thread_wait must be one of {THREAD_WAITS}, got {thread_wait!r}")
         import onnxruntime as ort
 
         self.precision, self.signature = precision, signature

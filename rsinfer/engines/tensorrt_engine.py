@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from rsinfer.engines.base import Engine, EngineStatus, EngineUnavailableError, Precision
+from rsinfer.engines.base import PRECISIONS, Engine, EngineStatus, EngineUnavailableError, Precision
 from rsinfer.engines.cache import ArtifactCache, EngineKey, sha256_bytes
 from rsinfer.engines.signature import GraphSignature
 
@@ -67,9 +67,9 @@ def _build_plan(trt, onnx_model: bytes, precision: Precision, profiles, n_profil
         raise RuntimeError(f"TensorRT could not parse the ONNX graph: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-    if precision == "fp16":
+    if precision == "float16":
         config.set_flag(trt.BuilderFlag.FP16)
-    elif precision == "bf16":
+    elif precision == "bfloat16":
         config.set_flag(trt.BuilderFlag.BF16)
     for p in range(n_profiles):
         profile = builder.create_optimization_profile()
@@ -91,13 +91,13 @@ class TensorRTEngine(Engine):
     kind = "tensorrt"
 
     def __init__(self, onnx_model: bytes, signature: GraphSignature, cache: ArtifactCache,
-                 precision: Precision = "fp16", tile_sizes: Sequence[tuple[int, int]] = ((256, 256),),
+                 precision: Precision = "float16", tile_sizes: Sequence[tuple[int, int]] = ((256, 256),),
                  max_batch: int = 4) -> None:
         status = tensorrt_status()
         if not status.available:
             raise EngineUnavailableError(f"engine 'tensorrt' is not available: {status.reason}")
-        if precision not in ("fp32", "fp16", "bf16"):
-            raise ValueError(f"the tensorrt engine supports precisions ('fp32', 'fp16', 'bf16'), got {precision!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"the tensorrt engine supports precisions {PRECISIONS}, got {precision!r}")
         import tensorrt as trt
 
         self.precision, self.signature = precision, signature

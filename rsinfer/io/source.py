@@ -23,7 +23,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
 
 import numpy as np
 import rasterio
@@ -35,9 +34,9 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window as RioWindow
 
 from rsinfer.io.grid import Grid
+from rsinfer.io.names import RESAMPLINGS, Resampling
 from rsinfer.tiling import Window
 
-Resampling = Literal["bilinear", "nearest"]
 SUPPORTED_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 _RIO_RESAMPLING = {"bilinear": RioResampling.bilinear, "nearest": RioResampling.nearest}
 
@@ -56,8 +55,8 @@ class InputSpec:
     def __post_init__(self) -> None:
         if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0):
             raise ValueError(f"InputSpec.scale must be a positive number, got {self.scale!r}")
-        if self.resampling not in get_args(Resampling):
-            raise ValueError(f"InputSpec.resampling must be one of {get_args(Resampling)}, got {self.resampling!r}")
+        if self.resampling not in RESAMPLINGS:
+            raise ValueError(f"InputSpec.resampling must be one of {RESAMPLINGS}, got {self.resampling!r}")
 
 
 RasterLike = str | os.PathLike | DatasetReader
@@ -84,6 +83,44 @@ def open_raster(source: RasterLike) -> DatasetReader:
     if dataset.crs is None:
         raise RasterInputError(f"{dataset.name}: has no CRS (georeference it, e.g. gdal_edit.py -a_srs)")
     return dataset
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What a pipeline needs to know about an input before reading it: its bands and types."""
+
+    path: str
+    count: int
+    descriptions: tuple[str | None, ...]
+    dtypes: tuple[str, ...]
+    nodata: float | None
+    shape: tuple[int, int]  # (height, width)
+
+
+def raster_info(source: RasterLike) -> RasterInfo:
+    """The band count, descriptions, dtypes, nodata and shape of a raster (opened and closed again)."""
+    dataset = open_raster(source)
+    try:
+        return RasterInfo(str(source if not isinstance(source, DatasetReader) else source.name), dataset.count,
+                          tuple(d or None for d in dataset.descriptions), tuple(dataset.dtypes), dataset.nodata,
+                          (dataset.height, dataset.width))
+    finally:
+        if dataset is not source:
+            dataset.close()
+
+
+def read_decimated(source: RasterLike, band: int, side: int = 512) -> np.ndarray:
+    """Band `band` (1-based) of a raster read whole at most side × side pixels (GDAL overviews or decimation),
+    float32 with nodata as NaN: for statistics and previews of a whole scene without reading it at full size."""
+    dataset = open_raster(source)
+    try:
+        check_bands(dataset, (band,))
+        scale = max(dataset.height, dataset.width) / side
+        shape = (max(1, round(dataset.height / max(scale, 1))), max(1, round(dataset.width / max(scale, 1))))
+        return dataset.read(band, out_shape=shape, masked=True).astype(np.float32).filled(np.nan)
+    finally:
+        if dataset is not source:
+            dataset.close()
 
 
 def check_bands(dataset: DatasetReader, bands: Sequence[int] | None) -> tuple[int, ...]:

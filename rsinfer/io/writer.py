@@ -7,7 +7,12 @@ which converts the finished file with GDAL's COG driver: internal overviews (ave
 integer data such as labels), IFDs and tiles laid out for HTTP range reads.
 
 The scene engine writes whole 256 × 256 blocks (aligned with the file's blocks), so each is compressed once. An
-error, or an interrupt, removes the temporary file, so a partial output never appears at the requested path.
+error, or an interrupt, removes the temporary file, so a partial output never appears at the requested path
+(`rsinfer.files`: the files get the process umask's mode, and without `overwrite` the final move never replaces a file
+that appeared meanwhile).
+
+`OutputOptions(dtype, nodata, cog, overwrite, compress)` gathers how an output is written; every pipeline and
+`rsinfer.scene.run_scene` take it.
 """
 
 from __future__ import annotations
@@ -15,20 +20,45 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
 
 import numpy as np
 import rasterio
 import rasterio.shutil
 
+from rsinfer.files import commit, create_temporary
 from rsinfer.io.grid import Grid
+from rsinfer.io.names import COMPRESSIONS, OUTPUT_DTYPES, Compression, OutputDtype
 from rsinfer.tiling import Window
 
-OutputDtype = Literal["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64"]
 BLOCK = 256
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """How an output raster is written.
+
+    dtype: the raster type (None: the pipeline's own, e.g. the input's DN type for cloud removal, float32 for indices).
+    nodata: the nodata value (None: the pipeline's, else the grid input's, else NaN for float types).
+    cog: a Cloud-Optimized GeoTIFF with overviews instead of a plain tiled GeoTIFF.
+    overwrite: replace an existing output (without it an existing output is an error, checked before any work).
+    compress: the codec (None: ZSTD level 1 for a GeoTIFF, cheap to hide behind the model; DEFLATE for a COG, the widest
+        reader support).
+    """
+
+    dtype: OutputDtype | None = None
+    nodata: float | None = None
+    cog: bool = False
+    overwrite: bool = False
+    compress: Compression | None = None
+
+    def __post_init__(self) -> None:
+        if self.dtype is not None:
+            check_dtype(self.dtype)
+        if self.compress is not None and self.compress not in COMPRESSIONS:
+            raise ValueError(f"unknown compression {self.compress!r}; choose one of {COMPRESSIONS}")
 
 _log = logging.getLogger("rsinfer.io")
 
@@ -37,7 +67,8 @@ def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
     """The output path, refused if it exists (unless `overwrite`) or its directory does not."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: already exists (pass overwrite=True to replace it)")
+        raise FileExistsError(f"{path}: already exists (overwrite it explicitly: --overwrite on the command line, "
+                              "overwrite=True in Python)")
     if path.is_dir():
         raise FileExistsError(f"{path}: is a directory")
     if not path.parent.is_dir():
@@ -46,8 +77,8 @@ def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
 
 
 def check_dtype(dtype: str) -> str:
-    if dtype not in get_args(OutputDtype):
-        raise ValueError(f"unsupported output dtype {dtype!r}; choose one of {get_args(OutputDtype)}")
+    if dtype not in OUTPUT_DTYPES:
+        raise ValueError(f"unsupported output dtype {dtype!r}; choose one of {OUTPUT_DTYPES}")
     return dtype
 
 
@@ -82,23 +113,29 @@ class RasterWriter:
 
     def __init__(self, path: str | os.PathLike, grid: Grid, count: int, dtype: OutputDtype = "float32",
                  nodata: float | None = None, descriptions: Sequence[str | None] | None = None,
-                 tags: Mapping[str, str] | None = None, cog: bool = False, overwrite: bool = False) -> None:
+                 tags: Mapping[str, str] | None = None, cog: bool = False, overwrite: bool = False,
+                 compress: Compression | None = None) -> None:
         self.path = check_output(path, overwrite)
         self.dtype = check_dtype(dtype)
         self.nodata = nodata
-        self.cog = cog
+        self.cog, self.overwrite = cog, overwrite
         if descriptions is not None and len(descriptions) != count:
             raise ValueError(f"{len(descriptions)} band descriptions for {count} output bands")
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp.tif")
-        os.close(fd)
-        self._temps = [Path(tmp)]
+        tmp = create_temporary(self.path, ".tmp.tif")
+        self._temps = [tmp]
         self._committed = False
         is_float = np.dtype(dtype).kind == "f"
+        self._compress = compress or ("deflate" if cog else "zstd")
+        codec = {"compress": self._compress, "predictor": 3 if is_float else 2}
+        if self._compress == "zstd":
+            codec["zstd_level"] = 1
+        if self._compress == "none":
+            codec = {}
         try:
             self.dataset = rasterio.open(
                 tmp, "w", driver="GTiff", width=grid.width, height=grid.height, count=count, dtype=dtype,
                 crs=grid.crs, transform=grid.transform, nodata=nodata, tiled=True, blockxsize=BLOCK,
-                blockysize=BLOCK, compress="zstd", zstd_level=1, predictor=3 if is_float else 2, bigtiff="if_safer")
+                blockysize=BLOCK, bigtiff="if_safer", **codec)
             for band, description in enumerate(descriptions or (), start=1):
                 if description:
                     self.dataset.set_band_description(band, description)
@@ -118,14 +155,13 @@ class RasterWriter:
         self.dataset.close()
         finished = self._temps[0]
         if self.cog:
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".cog.tif")
-            os.close(fd)
-            self._temps.append(Path(tmp))
-            rasterio.shutil.copy(finished, tmp, driver="COG", compress="DEFLATE", predictor="YES",
-                                 blocksize=BLOCK, overview_resampling=self._overview_resampling,
-                                 bigtiff="IF_SAFER")
-            finished = Path(tmp)
-        os.replace(finished, self.path)
+            tmp = create_temporary(self.path, ".cog.tif")
+            self._temps.append(tmp)
+            codec = {} if self._compress == "none" else {"compress": self._compress.upper(), "predictor": "YES"}
+            rasterio.shutil.copy(finished, tmp, driver="COG", blocksize=BLOCK,
+                                 overview_resampling=self._overview_resampling, bigtiff="IF_SAFER", **codec)
+            finished = tmp
+        commit(finished, self.path, replace=self.overwrite)
         self._remove_temps()
         self._committed = True
         _log.info("wrote %s", self.path)
@@ -152,7 +188,8 @@ class RasterWriter:
 
 def write_raster(array: np.ndarray, grid: Grid, output: str | os.PathLike, nodata: float | None = None,
                  dtype: OutputDtype = "float32", descriptions: Sequence[str | None] | None = None,
-                 tags: Mapping[str, str] | None = None, cog: bool = False, overwrite: bool = False) -> Path:
+                 tags: Mapping[str, str] | None = None, cog: bool = False, overwrite: bool = False,
+                 compress: Compression | None = None) -> Path:
     """Write a whole (C, H, W) array on `grid` atomically; NaN pixels become nodata.
 
     nodata defaults to the grid's, else NaN for float dtypes; integer outputs without nodata write NaN as 0.
@@ -164,7 +201,8 @@ def write_raster(array: np.ndarray, grid: Grid, output: str | os.PathLike, nodat
     missing = np.isnan(array)
     if missing.any():
         array = np.where(missing, np.float32(0 if nodata is None else nodata), array)
-    with RasterWriter(output, grid, array.shape[0], dtype, nodata, descriptions, tags, cog, overwrite) as writer:
+    with RasterWriter(output, grid, array.shape[0], dtype, nodata, descriptions, tags, cog, overwrite,
+                      compress) as writer:
         for row in range(0, grid.height, BLOCK):
             band = Window(row, 0, min(BLOCK, grid.height - row), grid.width)
             writer.write(array[:, band.row:band.bottom], band)

@@ -13,8 +13,8 @@ Public API:
   modality in ``MODALITIES`` order, ``t_imgs`` one (B,) float timestep per modality in discrete units [0, 1000];
   returns one noise (ε) prediction per modality, shaped like its input. It computes in the network's parameter dtype
   and returns the dtype of ``imgs[0]``.
-- ``prepare(net, dtype, mode, backend)``: the fast CPU path (precision, eager/compiled, ops backend), defined in
-  `rsinfer.models.prepared` and re-exported here.
+- ``prepare``: deprecated alias of the fast path, which is now `rsinfer.engines.prepare(net, precision, engine,
+  backend)` (the one execution layer: precision, eager or compiled, ops backend).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from rsinfer.models.config import config_with_overrides
+from rsinfer.models.modalities import MODALITIES
 from rsinfer import ops
 from rsinfer.models.prepared import prepare
 from rsinfer.models.transformer import (Attention, Mlp, PatchEmbed, check_token_layout, timestep_embedding,
@@ -33,7 +34,6 @@ from rsinfer.models.transformer import (Attention, Mlp, PatchEmbed, check_token_
 
 __all__ = ["MODALITIES", "CopGenConfig", "CopGenBeta", "PostLNBlock", "build", "prepare"]
 
-MODALITIES: tuple[str, ...] = ("dem", "s1_rtc", "s2_l1c", "s2_l2a")
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,18 @@ per-block-MLP scenarios); this is the simplest design that matches it. Compute: 
 Key layout (ours; there is no official one): ``time_embedding.*``, ``optical_stem``, ``sar_stem``,
 ``encoder.{l}.optical_blocks.{i}``, ``encoder.{l}.sar_blocks.{i}``, ``encoder.{l}.fusion``,
 ``encoder.{l}.optical_down``, ``encoder.{l}.sar_down``, ``decoder.{l}.up``, ``decoder.{l}.blocks.{i}``, ``head``.
+
+Named presets (`PRESETS`, `build(preset=...)`, `rsinfer.models.load("dbcr", path, preset=...)`) are the reduced
+networks of the demo weights trained in this repository (train/decloud.py, weights/README.md): ``dbcr-demo``
+(widths [16, 32, 64, 128], one block per level, 886,573 parameters) and its SAR-free ablation ``dbcr-demo-sar-free``
+(`sar_branch` = "none": no SAR stem, blocks, fusion or downsamplers; 475,597 parameters).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +45,7 @@ from rsinfer.models.nafnet import SarFusionBlock, SimpleGate, SinusoidalEmbeddin
 Downsample = Literal["strided_conv", "pixel_unshuffle"]
 Upsample = Literal["pixel_shuffle", "transposed_conv"]
 Head = Literal["conv3x3", "conv1x1"]
+SarBranch = Literal["fused", "none"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,9 @@ class DbCrConfig:
         "transposed_conv" = 2×2 transposed conv, stride 2, C → C/2.
     head: output conv of the top decoder level, "conv3x3" (NAFNet's ending; default) or "conv1x1". Its output is added
         to x_t (NAFNet's global residual), so the head predicts x̂0 − x_t.
+    sar_branch: "fused" (the paper; default) runs the SAR branch and fuses it into the optical one at every encoder
+        level; "none" is an ablation without SAR (no SAR stem, blocks, fusion or downsamplers; `sar_channels` and
+        `fusion_heads` are then unused). The network keeps its signature and ignores the `sar` input.
     """
 
     optical_channels: int = 13
@@ -80,6 +89,7 @@ class DbCrConfig:
     downsample: Downsample = "strided_conv"
     upsample: Upsample = "pixel_shuffle"
     head: Head = "conv3x3"
+    sar_branch: SarBranch = "fused"
 
     def __post_init__(self) -> None:
         levels = len(self.widths)
@@ -92,7 +102,8 @@ class DbCrConfig:
         for width, deeper in zip(self.widths, self.widths[1:]):
             if deeper != 2 * width:
                 raise ValueError(f"widths {self.widths} must double from level to level (down/up change C by 2x)")
-        for name, allowed in (("downsample", Downsample), ("upsample", Upsample), ("head", Head)):
+        for name, allowed in (("downsample", Downsample), ("upsample", Upsample), ("head", Head),
+                               ("sar_branch", SarBranch)):
             if getattr(self, name) not in get_args(allowed):
                 raise ValueError(f"{name} {getattr(self, name)!r} is not one of {get_args(allowed)}")
 
@@ -131,7 +142,8 @@ def _upsampler(kind: Upsample, channels: int) -> nn.Module:
 
 
 class EncoderLevel(nn.Module):
-    """Both branches at one resolution: NAFBlocks, SAR→optical fusion, then (except at the bottom) downsampling."""
+    """Both branches at one resolution: NAFBlocks, SAR→optical fusion, then (except at the bottom) downsampling.
+    Without a SAR branch (`sar_branch` = "none") only the optical blocks and downsampler."""
 
     def __init__(self, config: DbCrConfig, level: int) -> None:
         super().__init__()
@@ -141,12 +153,17 @@ class EncoderLevel(nn.Module):
             return nn.ModuleList(TimeNAFBlock(width, config.time_dim, config.dw_expand, config.ffn_expand)
                                  for _ in range(blocks))
 
-        self.optical_blocks = stack()
-        self.sar_blocks = stack()
-        self.fusion = SarFusionBlock(width, config.fusion_heads[level], config.fusion_mlp_ratio)
+        # Modules are created in this order so that seeded random weights stay what they were before the SAR-free
+        # ablation existed (pinned outputs, tests/fixtures/pinned).
+        fused = config.sar_branch == "fused"
         bottom = level == len(config.widths) - 1
+        self.optical_blocks = stack()
+        if fused:
+            self.sar_blocks = stack()
+            self.fusion = SarFusionBlock(width, config.fusion_heads[level], config.fusion_mlp_ratio)
         self.optical_down = nn.Identity() if bottom else _downsampler(config.downsample, width)
-        self.sar_down = nn.Identity() if bottom else _downsampler(config.downsample, width)
+        if fused:
+            self.sar_down = nn.Identity() if bottom else _downsampler(config.downsample, width)
 
 
 class DecoderLevel(nn.Module):
@@ -168,15 +185,18 @@ class DbCrNet(nn.Module):
         super().__init__()
         self.config = config
         self.time_embedding = AlphaEmbedding(config)
+        self.fuses_sar = config.sar_branch == "fused"
         self.optical_stem = nn.Conv2d(config.optical_channels, config.widths[0], 1)
-        self.sar_stem = nn.Conv2d(config.sar_channels, config.widths[0], 1)
+        if self.fuses_sar:
+            self.sar_stem = nn.Conv2d(config.sar_channels, config.widths[0], 1)
         self.encoder = nn.ModuleList(EncoderLevel(config, level) for level in range(len(config.widths)))
         self.decoder = nn.ModuleList(DecoderLevel(config, level) for level in range(len(config.widths)))
         kernel = 3 if config.head == "conv3x3" else 1
         self.head = nn.Conv2d(config.widths[0], config.optical_channels, kernel, padding=kernel // 2)
 
     def forward(self, x_t: torch.Tensor, sar: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """x_t (B, 13, H, W), sar (B, 2, H, W), t (B,) in [0, T] → x̂0 (B, 13, H, W), for any H, W.
+        """x_t (B, 13, H, W), sar (B, 2, H, W), t (B,) in [0, T] → x̂0 (B, 13, H, W), for any H, W (`sar` is checked
+        but unused when the config has no SAR branch).
 
         H and W are padded (edge replication) to a multiple of `config.size_multiple` and the output cropped back.
         """
@@ -189,16 +209,19 @@ class DbCrNet(nn.Module):
         s = F.pad(sar, pad, mode="replicate")
         emb = self.time_embedding(t)  # (B, time_dim)
 
-        optical, sar_features = self.optical_stem(x), self.sar_stem(s)  # (B, w0, H', W') each
+        optical = self.optical_stem(x)  # (B, w0, H', W')
+        sar_features = self.sar_stem(s) if self.fuses_sar else None  # (B, w0, H', W')
         skips = []
         for level in self.encoder:
             for block in level.optical_blocks:
                 optical = block(optical, emb)
-            for block in level.sar_blocks:
-                sar_features = block(sar_features, emb)
-            optical = level.fusion(optical, sar_features)  # (B, w_l, H'/2^l, W'/2^l)
+            if self.fuses_sar:
+                for block in level.sar_blocks:
+                    sar_features = block(sar_features, emb)
+                optical = level.fusion(optical, sar_features)  # (B, w_l, H'/2^l, W'/2^l)
+                sar_features = level.sar_down(sar_features)  # (B, 2w_l, ·/2, ·/2)
             skips.append(optical)
-            optical, sar_features = level.optical_down(optical), level.sar_down(sar_features)  # (B, 2w_l, ·/2, ·/2)
+            optical = level.optical_down(optical)  # (B, 2w_l, ·/2, ·/2)
 
         for level, skip in zip(reversed(self.decoder), reversed(skips)):
             optical = skip if isinstance(level.up, nn.Identity) else level.up(optical) + skip  # (B, w_l, ., .)
@@ -208,6 +231,19 @@ class DbCrNet(nn.Module):
         return x0[..., :height, :width]
 
 
-def build(**overrides) -> DbCrNet:
-    """A freshly initialised DB-CR network; `overrides` replace `DbCrConfig` fields (lists become tuples)."""
-    return DbCrNet(config_with_overrides(DbCrConfig, "dbcr", overrides))
+_DEMO: dict[str, Any] = dict(widths=(16, 32, 64, 128), encoder_blocks=(1, 1, 1, 1), decoder_blocks=(1, 1, 1, 1),
+                             fusion_heads=(1, 1, 2, 4), time_dim=32)
+PRESETS: dict[str, dict[str, Any]] = {
+    # The demo weights (weights/README.md): a reduced network that trains in minutes on 2 CPU cores.
+    "dbcr-demo": _DEMO,
+    # Its ablation without SAR: the same optical network, for the SAR-vs-optics-only comparison.
+    "dbcr-demo-sar-free": {**_DEMO, "sar_branch": "none"},
+}
+
+
+def build(preset: str | None = None, **overrides) -> DbCrNet:
+    """A freshly initialised DB-CR network: the paper's config, or the named `preset` of `PRESETS`; `overrides`
+    replace `DbCrConfig` fields of either (lists become tuples)."""
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"unknown dbcr preset {preset!r}; choose one of {tuple(PRESETS)}")
+    return DbCrNet(config_with_overrides(DbCrConfig, "dbcr", {**PRESETS.get(preset, {}), **overrides}))

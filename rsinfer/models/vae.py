@@ -13,7 +13,7 @@ Public API:
   which reproduces the official ``randn_like``). (B, 4, H/8, W/8).
 - ``AutoencoderKL.encode_mean(x)``: ``scale_factor · mean`` (deterministic).
 - ``AutoencoderKL.decode(z)``: scaled latents (B, 4, h, w) → pixels (B, 3, 8h, 8w), roughly in [-1, 1].
-- ``AutoencoderKL.decode_tiled(z, tile, overlap)``: `decode` over overlapping latent tiles blended with smooth
+- ``AutoencoderKL.decode_tiled(z, tiling)``: `decode` over overlapping latent tiles blended with smooth
   weights (`rsinfer.tiling`), for latents too large to decode at once; equals `decode` where one tile covers all.
 """
 
@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rsinfer.models.config import config_with_overrides
 from rsinfer import ops
+from rsinfer.models.config import config_with_overrides
+from rsinfer.tiling import TensorMerger, Tiling, Window, plan_windows, tile_weights
 
 
 @dataclass(frozen=True)
@@ -222,24 +223,23 @@ class AutoencoderKL(nn.Module):
         """Scaled latents (B, embed_dim, h, w) → pixels (B, out_ch, f·h, f·w)."""
         return self.decoder(self.post_quant_conv(z / self.config.scale_factor))
 
-    def decode_tiled(self, z: torch.Tensor, tile: int = 32, overlap: int = 8) -> torch.Tensor:
-        """`decode` over overlapping (tile × tile) latent windows, each decoded alone and blended in pixel space.
+    def decode_tiled(self, z: torch.Tensor, tiling: Tiling = Tiling(32, 8, "cosine")) -> torch.Tensor:
+        """`decode` over overlapping latent windows (`tiling`, in latents), each decoded alone and blended in pixel
+        space.
 
-        Windows overlap by at least `overlap` latents (`rsinfer.tiling.plan_windows`); each decoded tile is weighted
-        by a raised-cosine ramp over the overlap (none towards the latent border) and the weighted tiles are
+        Windows overlap by at least `tiling.overlap` latents (`rsinfer.tiling.plan_windows`); each decoded tile is
+        weighted by `tiling.blend` over the overlap (no fade towards the latent border) and the weighted tiles are
         averaged, so there are no seams. Memory is bounded by one tile. One window covering `z` gives `decode(z)`.
         """
-        from rsinfer.tiling import TensorMerger, Window, plan_windows, tile_weights
-
-        if tile <= 0 or not 0 <= overlap < tile:
-            raise ValueError(f"need tile > 0 and 0 ≤ overlap < tile, got tile={tile}, overlap={overlap}")
+        if tiling.tile is None:
+            return self.decode(z)
         b, _, height, width = z.shape
         f = self.config.downsampling
         merger = TensorMerger(b * self.config.out_ch, f * height, f * width, device=z.device)
-        for window in plan_windows(height, width, tile, overlap):
+        for window in plan_windows(height, width, tiling.tile, tiling.overlap):
             pixels = self.decode(z[:, :, window.row:window.bottom, window.col:window.right])  # (B, C, f·h, f·w)
             target = Window(f * window.row, f * window.col, f * window.height, f * window.width)
-            weight = tile_weights(target, f * height, f * width, f * overlap, "cosine")
+            weight = tile_weights(target, f * height, f * width, f * tiling.overlap, tiling.blend)
             merger.add(pixels.float().flatten(0, 1), target, weight)
         return merger.result().unflatten(0, (b, self.config.out_ch)).to(z.dtype)  # (B, C, f·H, f·W)
 

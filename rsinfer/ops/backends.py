@@ -7,6 +7,7 @@ Backends:
 - ``ext``: the compiled extension `rsinfer._C` (C++ with OpenMP on CPU), registered as ``torch.ops.rsinfer.*``;
   attention on CPU uses ATen's fused scaled-dot-product kernel, the fastest correct CPU attention we have.
 - ``auto``: per call, the fastest available backend for the tensors' device (CUDA: triton; CPU: ext), else reference.
+  Never ext for CUDA tensors: the extension's CUDA sources are compile-checked, not linked.
   It logs once per device which backend it picked and why. An explicitly requested backend that cannot run raises.
 
 The selection lives in a `ContextVar`, so `use_backend` is safe across threads and asyncio tasks.
@@ -22,13 +23,12 @@ import os
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 
-Backend = Literal["auto", "reference", "triton", "ext"]
-BACKENDS: tuple[str, ...] = ("reference", "triton", "ext")
-OPS: tuple[str, ...] = ("attention", "modulate", "residual_modulate", "add_layernorm", "group_modulate", "accumulate")
+from rsinfer.ops.names import BACKENDS, OPS, Backend
+
 
 _log = logging.getLogger("rsinfer.ops")
 _selected: ContextVar[str] = ContextVar("rsinfer_backend", default="auto")
@@ -120,7 +120,7 @@ def current_backend() -> str:
 
 
 def _auto_backend(device_type: str) -> str:
-    preferred = ("triton", "ext") if device_type == "cuda" else ("ext",)
+    preferred = ("triton",) if device_type == "cuda" else ("ext",)  # ext's CUDA kernels are not linked
     for name in preferred:
         if backend_status(name).available:
             chosen, why = name, backend_status(name).reason

@@ -1,20 +1,31 @@
-"""Model pipelines: networks + samplers + pre/post-processing, one module per model family.
+"""Pipelines: every model family and product behind one contract, built by name from a picklable spec.
 
-Names are resolved on first use so importing `rsinfer.pipelines` loads no model code.
+    from rsinfer import pipelines
+    pipelines.names()                                        # ('ndwi', 'ndvi', 'decloud', 'translate', ...)
+    pipe = pipelines.build(pipelines.PipelineSpec("decloud", "random:0", {"steps": 3, "engine": "onnxruntime"}))
+    pipelines.run(pipe, {"s2": "s2.tif", "s1": "s1.tif"}, "clear.tif", tiling=pipelines.Tiling(256, 32))
+
+- the contract (`contract`): named inputs, band identity (`bands`), output, tile function, provenance tags
+  (`provenance`), options, `from_spec`;
+- the registry (`registry`: `names`, `get`, `build`) and the runner (`runner.run`);
+- the families' tensor-level classes: `CopGenBeta` (latent sampling), `DbCr` (bridge restoration), `CrossDiff`
+  (pansharpening), `Tirsit` (time-series translation).
+
+Nothing is imported until it is used: the command line lists pipelines and options without loading torch.
 """
 
-from __future__ import annotations
+from rsinfer.lazy_exports import lazy_exports
+from rsinfer.pipelines.registry import build, entry, get, names
 
-import importlib
-
-_PIPELINES = {
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "PipelineSpec": "rsinfer.pipelines.spec",
+    "run": "rsinfer.pipelines.runner",
+    **dict.fromkeys(("ScenePipeline", "InputContract", "OutputContract", "ScenePlan"), "rsinfer.pipelines.contract"),
+    **dict.fromkeys(("Tiling", "Window"), "rsinfer.tiling"),
+    **dict.fromkeys(("OutputOptions", "check_output"), "rsinfer.io"),
     "CopGenBeta": "rsinfer.pipelines.copgen",
     "DbCr": "rsinfer.pipelines.dbcr",
-}
-__all__ = sorted(_PIPELINES)
-
-
-def __getattr__(name: str):
-    if name in _PIPELINES:
-        return getattr(importlib.import_module(_PIPELINES[name]), name)
-    raise AttributeError(f"module 'rsinfer.pipelines' has no attribute {name!r}")
+    "CrossDiff": "rsinfer.pipelines.crossdiff",
+    "Tirsit": "rsinfer.pipelines.tirsit",
+})
+__all__ = ["build", "entry", "get", "names", *__dir__()]

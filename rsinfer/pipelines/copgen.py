@@ -20,17 +20,15 @@ call `network(imgs, t_imgs) -> eps list` (e.g. `rsinfer.models.build("copgen-bet
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal, get_args
 
 import torch
 from torch import nn
 
+from rsinfer.models.copgen import MODALITIES
+from rsinfer.pipelines.vocabulary import IGNORED_MODES, IgnoredModalities
 from rsinfer.samplers.pf_ode import SamplerName, solve_pf_ode
 from rsinfer.samplers.vp_schedule import EpsModel, VPSchedule, stable_diffusion_schedule
 
-MODALITIES: tuple[str, ...] = ("dem", "s1_rtc", "s2_l1c", "s2_l2a")
-IgnoredModalities = Literal["marginal", "official-noise-t0"]
-IGNORED_MODES: tuple[str, ...] = get_args(IgnoredModalities)
 
 
 def check_modalities(condition: Sequence[str], targets: Sequence[str]) -> None:
@@ -59,32 +57,47 @@ class CopGenBeta:
         self.ignored = ignored
         self.schedule: VPSchedule = stable_diffusion_schedule()  # what COP-GEN-Beta was trained with
 
+    def ignored_modalities(self, condition: Sequence[str], targets: Sequence[str]) -> list[str]:
+        """The modalities neither given nor generated, in modality order (they get noise at every call)."""
+        return [name for name in MODALITIES if name not in condition and name not in targets]
+
+    def predict_eps(self, x: torch.Tensor, t: torch.Tensor, condition: Mapping[str, torch.Tensor],
+                    targets: Sequence[str], ignored_noise: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """One network call: x (B, len(targets), C, H, W) in modality order of `targets`, t a one-element continuous
+        time, clean `condition` latents and the noise of every ignored modality (B, C, H, W) → eps like x."""
+        order = [name for name in MODALITIES if name in targets]
+        n = self.schedule.num_steps
+        batch = x.shape[0]
+        t_target = (t.reshape(-1) * n).expand(batch)  # discrete units, as the official model_fn does
+        t_clean = torch.zeros_like(t_target)
+        t_ignored = t_clean if self.ignored == "official-noise-t0" else torch.full_like(t_target, float(n))
+        imgs, t_imgs = [], []
+        for name in MODALITIES:
+            if name in order:
+                imgs.append(x[:, order.index(name)])
+                t_imgs.append(t_target)
+            elif name in condition:
+                imgs.append(condition[name])
+                t_imgs.append(t_clean)
+            else:
+                imgs.append(ignored_noise[name])
+                t_imgs.append(t_ignored)
+        with torch.no_grad():
+            out = self.network(imgs, t_imgs)
+        return torch.stack([out[MODALITIES.index(name)].to(x.dtype) for name in order], dim=1)
+
     def eps_model(self, condition: Mapping[str, torch.Tensor], targets: Sequence[str],
                   generator: torch.Generator | None) -> EpsModel:
         """The solver's view of the network: eps(x, t) with x (B, len(targets), C, H, W) in target order sorted by
-        modality index and t a one-element continuous time; conditions and ignored modalities filled in per call."""
-        order = [name for name in MODALITIES if name in targets]
-        n = self.schedule.num_steps
+        modality index and t a one-element continuous time; conditions filled in, and fresh noise for the ignored
+        modalities drawn from `generator` at every call (one (B, C, H, W) draw each, in modality order)."""
+        ignored = self.ignored_modalities(list(condition), targets)
 
         def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            batch, shape = x.shape[0], x.shape[2:]
-            t_target = (t.reshape(-1) * n).expand(batch)  # discrete units, as the official model_fn does
-            t_clean = torch.zeros_like(t_target)
-            t_ignored = t_clean if self.ignored == "official-noise-t0" else torch.full_like(t_target, float(n))
-            imgs, t_imgs = [], []
-            for name in MODALITIES:
-                if name in order:
-                    imgs.append(x[:, order.index(name)])
-                    t_imgs.append(t_target)
-                elif name in condition:
-                    imgs.append(condition[name])
-                    t_imgs.append(t_clean)
-                else:
-                    imgs.append(torch.randn((batch, *shape), generator=generator, dtype=x.dtype, device=x.device))
-                    t_imgs.append(t_ignored)
-            with torch.no_grad():
-                out = self.network(imgs, t_imgs)
-            return torch.stack([out[MODALITIES.index(name)].to(x.dtype) for name in order], dim=1)
+            shape = (x.shape[0], *x.shape[2:])
+            noise = {name: torch.randn(shape, generator=generator, dtype=x.dtype, device=x.device)
+                     for name in ignored}
+            return self.predict_eps(x, t, condition, targets, noise)
 
         return eps
 

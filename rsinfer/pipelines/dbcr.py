@@ -1,8 +1,8 @@
-"""DB-CR cloud removal: a cloudy Sentinel-2 scene + Sentinel-1 in, a clear 13-band (or 12-band L2A) scene out.
+"""DB-CR cloud removal on tensors: a cloudy Sentinel-2 tile + Sentinel-1 in, a clear 13-band tile out.
 
-Per tile: normalise (`rsinfer.pipelines.sentinel`), run a bridge sampler from the cloudy image y = x_1 down to x_0
-with the network as the x0-denoiser, served by an engine (`rsinfer.engines`), and map back to DN. Whole scenes go
-through the scene engine (`rsinfer.scene.run_scene`) on the S2 grid; S1 on another grid/CRS is resampled onto it.
+`DbCr.restore(cloudy, sar, windows)`: run a bridge sampler (`rsinfer.samplers.bridge_samplers`, by name) from the
+cloudy image y = x_1 down to x_0 with the network as the x0-denoiser, served by an engine (`rsinfer.engines`). The
+``decloud`` scene pipeline (`rsinfer.pipelines.decloud`) adds normalisation and the scene engine.
 
 Samplers (`SamplerName`):
 - ``alpha-ratio`` (default, DB-CR's own): the deterministic sine bridge x_t = α_t·y + (1 − α_t)·x0, α_t = sin(πt/2).
@@ -10,6 +10,10 @@ Samplers (`SamplerName`):
   its OT-ODE, or DBIM with `eta`. DB-CR's network is trained on the noise-free bridge; these exist for bridge networks
   trained with noise and for comparison. Every schedule's α_t is handed to the network as the time at which its sine
   α equals it, t = (2T/π)·asin(α_t), so the network always sees the interpolation weight it was trained on.
+
+Randomness: the noise of step i for a tile is `rsinfer.tiling.batch_noise(seed, "dbcr", i, windows, 13)`, a pure
+function of the seed and the tile's place on the output grid, so a stochastic run is identical for any batch size,
+tile order, skipped tiles or number of workers.
 """
 
 from __future__ import annotations
@@ -17,36 +21,33 @@ from __future__ import annotations
 import copy
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
 
-import numpy as np
 import torch
 
 from rsinfer.engines import Engine, EngineKind, GraphSignature, MemoryFormat, Precision, TensorSpec, create_engine
-from rsinfer.io import open_raster
+from rsinfer.engines.onnxruntime_engine import ThreadWait
 from rsinfer.models import build, load
 from rsinfer.models.dbcr import DbCrNet
-from rsinfer.pipelines.preview import write_png
-from rsinfer.pipelines.sentinel import (S1Scale, S2Layout, denormalise_s2, detect_s1_scale, normalise_s1,
-                                        normalise_s2, s2_layout)
-from rsinfer.samplers import alpha_ratio, dbim, i2sb
-from rsinfer.samplers.bridge_schedules import BridgeSchedule, dbcr_sine, i2sb_symmetric, uniform_times
-from rsinfer.scene import OutputSummary, run_scene
+from rsinfer.ops import Backend
+from rsinfer.pipelines.microbatch import in_microbatches
+from rsinfer.samplers.bridge_samplers import BridgeSampler, bridge_sampler
+from rsinfer.samplers.bridge_schedules import uniform_times
+from rsinfer.samplers.names import BRIDGE_SAMPLERS, BridgeSamplerName
+from rsinfer.pipelines.vocabulary import S1Scale
+from rsinfer.tiling import Window, batch_noise
 
-SamplerName = Literal["alpha-ratio", "i2sb", "i2sb-ode", "dbim"]
-SAMPLERS: tuple[str, ...] = get_args(SamplerName)
+SamplerName = BridgeSamplerName
+SAMPLERS: tuple[str, ...] = BRIDGE_SAMPLERS
 MAX_STEPS = 50
+NOISE_STREAM = "dbcr"
 
 DBCR_SIGNATURE = GraphSignature(
     inputs=(TensorSpec("x_t", ("batch", 13, "height", "width")), TensorSpec("sar", ("batch", 2, "height", "width")),
             TensorSpec("t", ("batch",))),
     output=TensorSpec("x0", ("batch", 13, "height", "width")),
 )
-
-
-def schedule_for(sampler: SamplerName) -> BridgeSchedule:
-    return dbcr_sine() if sampler == "alpha-ratio" else i2sb_symmetric()
 
 
 @dataclass(frozen=True)
@@ -61,121 +62,104 @@ class SamplingPlan:
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {SAMPLERS}")
-        if not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_STEPS:
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or not 1 <= self.steps <= MAX_STEPS:
             raise ValueError(f"steps must be an integer in 1..{MAX_STEPS}, got {self.steps!r}")
-        if not 0 <= self.eta <= 1:
-            raise ValueError(f"eta must lie in [0, 1], got {self.eta}")
-        if self.eta and self.sampler != "dbim":
-            raise ValueError(f"eta applies to the dbim sampler only, not {self.sampler!r}")
+        bridge_sampler(self.sampler, self.eta)  # η in [0, 1], and for dbim only
+
+    @property
+    def bridge(self) -> BridgeSampler:
+        return bridge_sampler(self.sampler, self.eta)
 
 
 class DbCr:
-    """The DB-CR pipeline over a network served by an engine."""
+    """The DB-CR network behind an engine, restoring tiles with a sampling plan.
+
+    engine, precision, memory_format, backend, cache_dir, threads, thread_wait: see `rsinfer.engines.create_engine`.
+    tile, batch_size: the tile side and batch the engine is prepared for (the ONNX export example, TensorRT profiles).
+    weights: what the parameters are, as a `PipelineSpec` weights string ("random:SEED" or the checkpoint path).
+    """
 
     def __init__(self, net: DbCrNet, plan: SamplingPlan = SamplingPlan(), engine: EngineKind = "torch",
-                 precision: Precision = "fp32", cache_dir: str | os.PathLike | None = None, threads: int | None = None,
-                 tile: int = 256, batch_size: int = 4, weights: str = "random",
-                 memory_format: MemoryFormat | None = None) -> None:
+                 precision: Precision = "float32", cache_dir: str | os.PathLike | None = None,
+                 threads: int | None = None, tile: int = 256, batch_size: int = 4, weights: str = "random:0",
+                 memory_format: MemoryFormat | None = None, backend: Backend = "auto",
+                 thread_wait: ThreadWait = "spin") -> None:
         self.net, self.plan, self.weights = net.eval(), plan, weights
         self.tile, self.batch_size = tile, batch_size
-        self.schedule = schedule_for(plan.sampler)
+        self.sampler = plan.bridge
         example = (torch.rand(1, 13, tile, tile), torch.rand(1, 2, tile, tile), torch.full((1,), 1000.0))
         self.engine: Engine = create_engine(engine, self.net, DBCR_SIGNATURE, example, precision=precision,
-                                            memory_format=memory_format, cache_dir=cache_dir, threads=threads,
-                                            tile_sizes=((tile, tile),), max_batch=batch_size)
-        self._generator = torch.Generator().manual_seed(plan.seed)
+                                            memory_format=memory_format, backend=backend, cache_dir=cache_dir,
+                                            threads=threads, thread_wait=thread_wait, tile_sizes=((tile, tile),),
+                                            max_batch=batch_size)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, **kwargs) -> DbCr:
-        """Load weights in rsinfer's DB-CR key layout (strict; see `rsinfer.models.dbcr`)."""
-        return cls(load("dbcr", path), weights=str(path), **kwargs)
+    def from_checkpoint(cls, path: str | os.PathLike, network: dict | None = None, **kwargs) -> DbCr:
+        """Load weights in rsinfer's DB-CR key layout (strict; see `rsinfer.models.dbcr`); `network`: config
+        overrides of a non-default size."""
+        return cls(load("dbcr", path, **(network or {})), weights=os.fspath(path), **kwargs)
 
     @classmethod
-    def with_random_weights(cls, seed: int = 0, **kwargs) -> DbCr:
+    def with_random_weights(cls, seed: int = 0, network: dict | None = None, **kwargs) -> DbCr:
         """A seeded, untrained network: for smoke runs and benchmarks; its output is not a cloud-free image."""
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            net = build("dbcr")
-        return cls(net, weights="random", **kwargs)
+            net = build("dbcr", **(network or {}))
+        return cls(net, weights=f"random:{seed}", **kwargs)
 
     def with_plan(self, plan: SamplingPlan) -> DbCr:
         """The same network and engine (no new export or compilation) under another sampling plan."""
         other = copy.copy(self)
-        other.plan, other.schedule = plan, schedule_for(plan.sampler)
-        other._generator = torch.Generator().manual_seed(plan.seed)
+        other.plan, other.sampler = plan, plan.bridge
         return other
 
     def _network_time(self, t: float, batch: int) -> torch.Tensor:
-        alpha = min(max(float(self.schedule.alpha(t)), 0.0), 1.0)
+        alpha = min(max(float(self.sampler.schedule.alpha(t)), 0.0), 1.0)
         timesteps = self.net.config.timesteps
         return torch.full((batch,), 2 * timesteps / math.pi * math.asin(alpha), dtype=torch.float32)
 
-    def restore(self, cloudy: torch.Tensor, sar: torch.Tensor) -> torch.Tensor:
-        """cloudy (B, 13, H, W) reflectance in [0, 1], sar (B, 2, H, W) in [0, 1] → x̂0 (B, 13, H, W)."""
-        batch = cloudy.shape[0]
+    def restore(self, cloudy: torch.Tensor, sar: torch.Tensor, windows: Sequence[Window] | None = None,
+                network_batch: int | None = None) -> torch.Tensor:
+        """cloudy (B, 13, H, W) reflectance in [0, 1], sar (B, 2, H, W) in [0, 1] → x̂0 (B, 13, H, W).
+
+        windows: each sample's place on the output grid, which seeds its noise (stochastic samplers); None: the
+        tensors are whole grids, Window(0, 0, H, W) each.
+        network_batch: run the network in calls of exactly this many samples (`rsinfer.pipelines.microbatch`), so the
+        result does not depend on B; None: one call for the whole batch.
+        """
+        batch, _, height, width = cloudy.shape
+
+        def network(x_t: torch.Tensor, sar_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return self.engine(x_t, sar_t, t)
 
         def denoise(x_t: torch.Tensor, t: float) -> torch.Tensor:
-            return self.engine(x_t, sar, self._network_time(t, batch))
+            inputs = (x_t, sar, self._network_time(t, batch))
+            return network(*inputs) if network_batch is None else in_microbatches(network, inputs, network_batch)
 
-        times = uniform_times(self.plan.steps)
-        if self.plan.sampler == "alpha-ratio":
-            return alpha_ratio.sample(denoise, cloudy, self.schedule, times)
-        if self.plan.sampler in ("i2sb", "i2sb-ode"):
-            mode = "stochastic" if self.plan.sampler == "i2sb" else "ot_ode"
-            return i2sb.sample(denoise, cloudy, self.schedule, times, mode, self._generator)
-        return dbim.sample(denoise, cloudy, self.schedule, times, self.plan.eta, self._generator)
+        noise = None
+        if self.sampler.stochastic:
+            places = list(windows) if windows is not None else [Window(0, 0, height, width)] * batch
+            if len(places) != batch:
+                raise ValueError(f"{len(places)} windows for a batch of {batch} tiles")
 
-    def tile_function(self, layout: S2Layout, s1_scale: S1Scale):
-        """The scene engine's fn: {"s2": (B, n, h, w) DN, "s1": (B, 2, h, w)} → (B, n, h, w) DN."""
+            def noise(step: int) -> torch.Tensor:
+                return batch_noise(self.plan.seed, NOISE_STREAM, step, places, cloudy.shape[1],
+                                   size=(height, width)).to(cloudy)
 
-        def restore_tiles(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            x0 = self.restore(normalise_s2(batch["s2"], layout), normalise_s1(batch["s1"], s1_scale))
-            return denormalise_s2(x0, layout)
-
-        restore_tiles.band_descriptions = layout.input_bands
-        restore_tiles.out_channels = len(layout.slots)
-        restore_tiles.output_tags = {"model": "DB-CR", "weights": self.weights, "sampler": self.plan.sampler,
-                                     "steps": str(self.plan.steps), "engine": self.engine.kind,
-                                     "precision": self.engine.precision, "s2_level": layout.level,
-                                     "s1_scale": s1_scale}
-        return restore_tiles
+        return self.sampler(denoise, cloudy, uniform_times(self.plan.steps), noise)
 
     def run_scene(self, s2: str | os.PathLike, s1: str | os.PathLike, output: str | os.PathLike, *,
-                  s1_scale: S1Scale | Literal["auto"] = "auto", overlap: int = 32,
-                  preview: str | os.PathLike | None = None, overwrite: bool = False,
-                  progress: bool = True) -> OutputSummary:
-        """Declould the scene `s2` with `s1` into `output` on the S2 grid, in the S2 input's dtype, bands and nodata;
-        tiles of `self.tile` pixels, `self.batch_size` per network call, overlapping by `overlap` (cosine blend)."""
-        with open_raster(s2) as dataset:
-            layout = s2_layout(dataset.count, dataset.descriptions)
-            dtype = dataset.dtypes[0]
-        if s1_scale == "auto":
-            s1_scale = detect_s1_scale(_decimated_band(s1, 1))
-        summary = run_scene(self.tile_function(layout, s1_scale), {"s2": s2, "s1": s1}, output, grid="s2",
-                            tile=self.tile, overlap=overlap, batch_size=self.batch_size, dtype=dtype,
-                            overwrite=overwrite,
-                            progress=progress)
-        if preview is not None:
-            write_png(preview, _rgb_preview(output, layout), {"model": "DB-CR", "weights": self.weights},
-                      banner="RANDOM WEIGHTS" if self.weights == "random" else None)
-        return summary
+                  s1_scale: S1Scale = "auto", overlap: int = 32,
+                  preview: str | os.PathLike | None = None, overwrite: bool = False, progress: bool = True):
+        """Deprecated: the ``decloud`` pipeline, `rsinfer.pipelines.run(Decloud.around(dbcr), {"s2": s2, "s1": s1},
+        output, tiling=Tiling(tile, overlap, "cosine", batch_size), ...)`."""
+        from rsinfer.engines.base import warn_deprecated
+        from rsinfer.io import OutputOptions
+        from rsinfer.pipelines.decloud import Decloud
+        from rsinfer.pipelines.runner import run
+        from rsinfer.tiling import Tiling
 
-
-def _decimated_band(path: str | os.PathLike, band: int, side: int = 512) -> torch.Tensor:
-    """Band `band` of `path` read at ≤ side × side (nodata as NaN)."""
-    with open_raster(path) as dataset:
-        scale = max(dataset.height, dataset.width) / side
-        shape = (max(1, round(dataset.height / max(scale, 1))), max(1, round(dataset.width / max(scale, 1))))
-        values = dataset.read(band, out_shape=shape, masked=True).astype(np.float32).filled(np.nan)
-    return torch.from_numpy(values)
-
-
-def _rgb_preview(path: str | os.PathLike, layout: S2Layout, side: int = 1024) -> torch.Tensor:
-    """(3, h, w) uint8 true colour (B4, B3, B2) of a written scene, 2–98 % percentile stretch."""
-    rgb = torch.stack([_decimated_band(path, layout.input_bands.index(b) + 1, side) for b in ("B4", "B3", "B2")])
-    finite = rgb[torch.isfinite(rgb)]
-    if finite.numel() == 0:
-        return torch.zeros(3, *rgb.shape[1:], dtype=torch.uint8)
-    low, high = torch.quantile(finite[:: max(1, finite.numel() // 100_000)], torch.tensor([0.02, 0.98]))
-    scaled = ((rgb - low) / (high - low).clamp_min(1e-6)).nan_to_num(0.0).clamp(0, 1)
-    return (scaled * 255).round().to(torch.uint8)
+        warn_deprecated("DbCr.run_scene", "rsinfer.pipelines.run(Decloud.around(dbcr), inputs, output, ...)")
+        return run(Decloud.around(self, s1_scale=s1_scale), {"s2": s2, "s1": s1}, output,
+                   tiling=Tiling(self.tile, overlap, "cosine", self.batch_size),
+                   output_options=OutputOptions(overwrite=overwrite), preview=preview, progress=progress)

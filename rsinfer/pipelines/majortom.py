@@ -20,14 +20,12 @@ reflectances, backscatter or elevations, and the band descriptions say so.
 from __future__ import annotations
 
 import math
-from typing import Literal, get_args
 
 import torch
 
 from rsinfer.pipelines.sentinel import detect_s1_scale
+from rsinfer.pipelines.vocabulary import S1_SCALES, S1Scale
 
-S1Scale = Literal["auto", "dB", "linear"]
-S1_SCALES: tuple[str, ...] = get_args(S1Scale)
 
 # Band descriptions of the GeoTIFF written for each generated modality (the rendering, not a physical quantity).
 RENDERING_DESCRIPTIONS: dict[str, tuple[str, ...]] = {

@@ -1,6 +1,6 @@
 """PNG previews of generated images, with text chunks and an optional visible banner (no imaging dependency).
 
-`write_png(path, rgb, text, banner)` writes an 8-bit RGB PNG atomically (temp file + rename). `text` goes into
+`write_png(path, rgb, text, banner)` writes an 8-bit RGB PNG atomically (`rsinfer.files`). `text` goes into
 tEXt chunks (e.g. ``weights: random``); `banner` is burnt into the top rows in a 5×7 pixel font so a preview of a
 random-weights run can never pass for a real result.
 """
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+
+from rsinfer.files import write_bytes_atomically
 
 # 5×7 glyphs, one string of 7 rows per character ('#' = ink); the characters banners use.
 _FONT: dict[str, tuple[str, ...]] = {
@@ -67,8 +68,9 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def write_png(path: str | os.PathLike, rgb: torch.Tensor, text: Mapping[str, str] | None = None,
-              banner: str | None = None) -> Path:
-    """Write (3, H, W) uint8 `rgb` as a PNG at `path` (atomically); returns the path."""
+              banner: str | None = None, overwrite: bool = True) -> Path:
+    """Write (3, H, W) uint8 `rgb` as a PNG at `path` (atomically; an existing file is replaced only with
+    `overwrite`); returns the path."""
     if rgb.dtype != torch.uint8 or rgb.dim() != 3 or rgb.shape[0] != 3:
         raise ValueError(f"a preview needs a (3, H, W) uint8 image; got {rgb.dtype} {tuple(rgb.shape)}")
     if banner:
@@ -80,13 +82,4 @@ def write_png(path: str | os.PathLike, rgb: torch.Tensor, text: Mapping[str, str
     for key, value in (text or {}).items():
         body.append(_chunk(b"tEXt", key.encode("latin-1")[:79] + b"\x00" + value.encode("latin-1", "replace")))
     body += [_chunk(b"IDAT", zlib.compress(raw, 6)), _chunk(b"IEND", b"")]
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(b"\x89PNG\r\n\x1a\n" + b"".join(body))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomically(path, b"\x89PNG\r\n\x1a\n" + b"".join(body), replace=overwrite)

@@ -21,6 +21,9 @@ from typing import Literal
 
 import torch
 
+from rsinfer.pipelines.bands import BandLayout, BandRule
+from rsinfer.pipelines.vocabulary import S1Scale
+
 L1C_BANDS: tuple[str, ...] = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
 L2A_BANDS: tuple[str, ...] = tuple(b for b in L1C_BANDS if b != "B10")
 S2_SCALE = 10000.0
@@ -28,8 +31,10 @@ S2_SCALE = 10000.0
 # so the network gets the middle of that range, 20 DN = 0.002 reflectance.
 L2A_B10_FILL = 0.002
 S1_DB_RANGES: dict[str, tuple[float, float]] = {"VV": (-25.0, 0.0), "VH": (-32.5, 0.0)}
-S1Scale = Literal["dB", "linear"]
+
 S2Level = Literal["L1C", "L2A"]
+S2_LAYOUTS = (BandLayout("Sentinel-2 L1C", L1C_BANDS), BandLayout("Sentinel-2 L2A", L2A_BANDS))
+S1_LAYOUT = BandLayout("Sentinel-1 dual polarisation", ("VV", "VH"))
 
 
 def canonical_band(name: str | None) -> str | None:
@@ -38,6 +43,24 @@ def canonical_band(name: str | None) -> str | None:
         return None
     match = re.match(r"^\s*B0*(\d{1,2}A?)\b", name.upper())
     return f"B{match.group(1)}" if match else None
+
+
+def s2_bands(wanted: tuple[str, ...] | None = None) -> BandRule:
+    """Sentinel-2 bands `wanted` (None: all of them, L1C or L2A) by name, or by position in the standard order."""
+    return BandRule(S2_LAYOUTS, wanted, canonical_band)
+
+
+def s1_bands() -> BandRule:
+    """Sentinel-1 VV and VH, by polarisation name or by position (VV, VH)."""
+    return BandRule((S1_LAYOUT,), ("VV", "VH"), canonical_polarisation)
+
+
+def canonical_polarisation(name: str | None) -> str | None:
+    """"VV" / "vh" / "Sigma0_VV" / "VV (dB)" → "VV" / "VH"; None when the text names no polarisation."""
+    if not name:
+        return None
+    match = re.search(r"(?<![A-Z])(VV|VH|HH|HV)(?![A-Z])", name.upper())
+    return match.group(1) if match else None
 
 
 @dataclass(frozen=True)
@@ -96,7 +119,8 @@ def normalise_s1(s1: torch.Tensor, scale: S1Scale) -> torch.Tensor:
     if s1.shape[1] != 2:
         raise ValueError(f"a Sentinel-1 input needs 2 bands (VV, VH), got {s1.shape[1]}")
     if scale not in ("dB", "linear"):
-        raise ValueError(f"Sentinel-1 scale {scale!r} is not one of ('dB', 'linear')")
+        raise ValueError(f"Sentinel-1 scale {scale!r} is not one of ('dB', 'linear') (resolve 'auto' with "
+                         "detect_s1_scale first)")
     db = s1.float() if scale == "dB" else 10 * torch.log10(s1.float().clamp_min(1e-10))
     lows = torch.tensor([S1_DB_RANGES["VV"][0], S1_DB_RANGES["VH"][0]], device=s1.device)[None, :, None, None]
     highs = torch.tensor([S1_DB_RANGES["VV"][1], S1_DB_RANGES["VH"][1]], device=s1.device)[None, :, None, None]

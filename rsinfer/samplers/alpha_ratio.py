@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from rsinfer.samplers.bridge_schedules import BridgeSchedule, Denoiser, check_times
+from rsinfer.samplers.bridge_schedules import BridgeSchedule, Denoiser, NoiseFn, check_times
 
 
 def step(x_t: torch.Tensor, x0_hat: torch.Tensor, alpha_t: float, alpha_s: float) -> torch.Tensor:
@@ -20,8 +20,11 @@ def step(x_t: torch.Tensor, x0_hat: torch.Tensor, alpha_t: float, alpha_s: float
     return (1 - ratio) * x0_hat + ratio * x_t
 
 
-def sample(denoise: Denoiser, y: torch.Tensor, schedule: BridgeSchedule, times: torch.Tensor) -> torch.Tensor:
-    """Run the bridge from x_1 = y down the grid `times` (1 → 0, see `uniform_times`); NFE = len(times) − 1."""
+def sample(denoise: Denoiser, y: torch.Tensor, schedule: BridgeSchedule, times: torch.Tensor,
+           noise: NoiseFn | None = None) -> torch.Tensor:
+    """Run the bridge from x_1 = y down the grid `times` (1 → 0, see `uniform_times`); NFE = len(times) − 1.
+
+    Deterministic: `noise` (the bridge samplers' common signature) is never drawn."""
     times = check_times(times)
     alphas = schedule.alpha(times)  # float64
     x = y

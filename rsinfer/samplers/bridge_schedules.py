@@ -2,7 +2,8 @@
 endpoint y (t = 1), ε ~ N(0, I).
 
 Time is continuous, t ∈ [0, 1] (a network trained on T discrete steps is called with t·T). Every coefficient is computed
-in float64 (GUIDE §3; research/dbcr.md §3.8: ratios of small coefficients lose digits in float32).
+in float64 (GUIDE §3; research/dbcr.md §3.8: ratios of small coefficients lose digits in float32). Samplers step from
+the current time t to the next time s < t, and every function taking two times takes them in that order (t, s).
 
 Two families cover DB-CR, InDI and I2SB:
 - `DeterministicBridge`: x_t = α_t·y + (1 − α_t)·x0, no noise (c ≡ 0). DB-CR uses α_t = sin(πt/2) (`dbcr_sine`).
@@ -14,8 +15,8 @@ In both, α_t ≡ a_t is the quantity of the α-ratio update.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -28,6 +29,14 @@ def _float64(t: torch.Tensor | float) -> torch.Tensor:
     if torch.any((t < 0) | (t > 1)):
         raise ValueError(f"bridge time must lie in [0, 1], got {t.tolist()}")
     return t
+
+
+def _ordered(t: torch.Tensor | float, s: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(t, s) as float64 with s ≤ t: the current time first, the next one second."""
+    t, s = _float64(t), _float64(s)
+    if torch.any(s > t):
+        raise ValueError(f"times go from t to s ≤ t (current first, next second), got t={t.tolist()}, s={s.tolist()}")
+    return t, s
 
 
 @dataclass(frozen=True)
@@ -50,8 +59,9 @@ class DeterministicBridge:
         return a, 1 - a, torch.zeros_like(a)
 
     def posterior_std(self, t: torch.Tensor | float, s: torch.Tensor | float) -> torch.Tensor:
-        """Std of q(x_t | x_s, x0) for t < s: zero, the bridge is deterministic."""
-        return torch.zeros_like(_float64(t))
+        """Std of q(x_s | x_t, x0) for s < t: zero, the bridge is deterministic."""
+        t, s = _ordered(t, s)
+        return torch.zeros_like(s)
 
 
 @dataclass(frozen=True)
@@ -95,14 +105,27 @@ class VarianceBridge:
         return a, 1 - a, (var * (total - var) / total).clamp_min(0).sqrt()
 
     def posterior_std(self, t: torch.Tensor | float, s: torch.Tensor | float) -> torch.Tensor:
-        """Std of q(x_t | x_s, x0) for t < s: √(σ_t²(σ_s² − σ_t²)/σ_s²) (the I2SB/DDPM posterior)."""
+        """Std of q(x_s | x_t, x0) for s < t: √(σ_s²(σ_t² − σ_s²)/σ_t²) (the I2SB/DDPM posterior)."""
+        t, s = _ordered(t, s)
         var_t, var_s = self.variance(t), self.variance(s)
-        return (var_t * (var_s - var_t) / var_s).clamp_min(0).sqrt()
+        return (var_s * (var_t - var_s) / var_t).clamp_min(0).sqrt()
 
 
 BridgeSchedule = DeterministicBridge | VarianceBridge
 Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
 """D(x_t, t) → x̂0: the network's estimate of the clean image from the bridge state at time t ∈ [0, 1]."""
+NoiseFn = Callable[[int], torch.Tensor]
+"""noise(i) → standard normal noise shaped like the state, for the i-th transition of a sampler's time grid (the same i
+always gives the same draw: pipelines derive it from the seed and the tile's place on the output grid)."""
+
+
+def generator_noise(like: torch.Tensor, generator: torch.Generator | None = None) -> NoiseFn:
+    """A `NoiseFn` drawing from `generator` in call order (for standalone use; pipelines use grid-anchored noise)."""
+
+    def draw(step: int) -> torch.Tensor:
+        return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+
+    return draw
 
 
 def marginal(schedule: BridgeSchedule, x0: torch.Tensor, y: torch.Tensor, t: float,

@@ -38,9 +38,14 @@ def singlestep_orders(nfe: int) -> list[int]:
 
 
 def singlestep_update(eps_model: EpsModel, x: torch.Tensor, schedule: VPSchedule, s: torch.Tensor, t: torch.Tensor,
-                      order: int, r1: torch.Tensor | None = None, r2: torch.Tensor | None = None) -> torch.Tensor:
-    """One singlestep DPM-Solver++ step of `order` (1, 2 or 3) from time s to t; r1, r2 place the intermediate
-    points as fractions of h in λ (defaults 1/2 for order 2, 1/3 and 2/3 for order 3)."""
+                      order: int, r1: torch.Tensor | None, r2: torch.Tensor | None) -> torch.Tensor:
+    """One singlestep DPM-Solver++ step of `order` (1, 2 or 3) from time s to t. r1 (orders 2 and 3) and r2 (order 3)
+    place the intermediate points as fractions of h in λ; None where the order has no such point."""
+    if order not in (1, 2, 3):
+        raise ValueError(f"singlestep DPM-Solver++ order must be 1, 2 or 3, got {order}")
+    if (order >= 2 and r1 is None) or (order == 3 and r2 is None):
+        raise ValueError(f"a singlestep DPM-Solver++ step of order {order} needs r1{' and r2' if order == 3 else ''}, "
+                         f"got r1={r1}, r2={r2}")
     lam_s, lam_t = schedule.lambda_(s), schedule.lambda_(t)
     h = lam_t - lam_s
     sigma_s, sigma_t, alpha_t = schedule.sigma(s), schedule.sigma(t), schedule.alpha(t)
@@ -49,27 +54,22 @@ def singlestep_update(eps_model: EpsModel, x: torch.Tensor, schedule: VPSchedule
     if order == 1:
         return (sigma_t / sigma_s) * x - (alpha_t * phi_1) * d_s
     if order == 2:
-        r1 = torch.tensor(0.5) if r1 is None else r1
         s1 = schedule.inverse_lambda(lam_s + r1 * h)
         u = (schedule.sigma(s1) / sigma_s) * x - (schedule.alpha(s1) * torch.expm1(-r1 * h)) * d_s
         d_s1 = schedule.data_prediction(eps_model, u, s1)
         return ((sigma_t / sigma_s) * x - (alpha_t * phi_1) * d_s
                 - (0.5 / r1) * (alpha_t * phi_1) * (d_s1 - d_s))
-    if order == 3:
-        r1 = torch.tensor(1.0 / 3.0) if r1 is None else r1
-        r2 = torch.tensor(2.0 / 3.0) if r2 is None else r2
-        s1 = schedule.inverse_lambda(lam_s + r1 * h)
-        s2 = schedule.inverse_lambda(lam_s + r2 * h)
-        alpha_s1, alpha_s2 = schedule.alpha(s1), schedule.alpha(s2)
-        phi_22 = torch.expm1(-r2 * h) / (r2 * h) + 1.0
-        phi_2 = phi_1 / h + 1.0
-        u1 = (schedule.sigma(s1) / sigma_s) * x - (alpha_s1 * torch.expm1(-r1 * h)) * d_s
-        d_s1 = schedule.data_prediction(eps_model, u1, s1)
-        u2 = ((schedule.sigma(s2) / sigma_s) * x - (alpha_s2 * torch.expm1(-r2 * h)) * d_s
-              + r2 / r1 * (alpha_s2 * phi_22) * (d_s1 - d_s))
-        d_s2 = schedule.data_prediction(eps_model, u2, s2)
-        return (sigma_t / sigma_s) * x - (alpha_t * phi_1) * d_s + (1.0 / r2) * (alpha_t * phi_2) * (d_s2 - d_s)
-    raise ValueError(f"singlestep DPM-Solver++ order must be 1, 2 or 3, got {order}")
+    s1 = schedule.inverse_lambda(lam_s + r1 * h)  # order 3
+    s2 = schedule.inverse_lambda(lam_s + r2 * h)
+    alpha_s1, alpha_s2 = schedule.alpha(s1), schedule.alpha(s2)
+    phi_22 = torch.expm1(-r2 * h) / (r2 * h) + 1.0
+    phi_2 = phi_1 / h + 1.0
+    u1 = (schedule.sigma(s1) / sigma_s) * x - (alpha_s1 * torch.expm1(-r1 * h)) * d_s
+    d_s1 = schedule.data_prediction(eps_model, u1, s1)
+    u2 = ((schedule.sigma(s2) / sigma_s) * x - (alpha_s2 * torch.expm1(-r2 * h)) * d_s
+          + r2 / r1 * (alpha_s2 * phi_22) * (d_s1 - d_s))
+    d_s2 = schedule.data_prediction(eps_model, u2, s2)
+    return (sigma_t / sigma_s) * x - (alpha_t * phi_1) * d_s + (1.0 / r2) * (alpha_t * phi_2) * (d_s2 - d_s)
 
 
 def dpm_solver_pp_3s(eps_model: EpsModel, x: torch.Tensor, schedule: VPSchedule, nfe: int,

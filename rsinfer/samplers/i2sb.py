@@ -12,7 +12,7 @@ from typing import Literal
 
 import torch
 
-from rsinfer.samplers.bridge_schedules import BridgeSchedule, Denoiser, check_times
+from rsinfer.samplers.bridge_schedules import BridgeSchedule, Denoiser, NoiseFn, check_times
 
 Mode = Literal["stochastic", "ot_ode"]
 
@@ -27,7 +27,7 @@ def step(x_t: torch.Tensor, x0_hat: torch.Tensor, t: float, s: float, schedule: 
         raise ValueError(f"an I2SB step needs 0 ≤ s < t with σ_t > 0, got t={t}, s={s}")
     ratio = alpha_s / alpha_t
     x_s = (1 - ratio) * x0_hat + ratio * x_t
-    std = float(schedule.posterior_std(s, t))
+    std = float(schedule.posterior_std(t, s))
     if mode == "ot_ode" or s == 0 or std == 0:
         return x_s
     if noise is None:
@@ -35,16 +35,17 @@ def step(x_t: torch.Tensor, x0_hat: torch.Tensor, t: float, s: float, schedule: 
     return x_s + std * noise
 
 
-def sample(denoise: Denoiser, y: torch.Tensor, schedule: BridgeSchedule, times: torch.Tensor, mode: Mode = "stochastic",
-           generator: torch.Generator | None = None) -> torch.Tensor:
-    """Run the bridge from x_1 = y down the grid `times` (1 → 0); NFE = len(times) − 1. Returns x_0 = the last x̂0."""
+def sample(denoise: Denoiser, y: torch.Tensor, schedule: BridgeSchedule, times: torch.Tensor,
+           noise: NoiseFn | None = None, *, mode: Mode = "stochastic") -> torch.Tensor:
+    """Run the bridge from x_1 = y down the grid `times` (1 → 0); NFE = len(times) − 1. Returns x_0 = the last x̂0.
+
+    The stochastic step from times[i] draws `noise(i)`."""
     times = check_times(times)
+    if mode == "stochastic" and noise is None and len(times) > 2:
+        raise ValueError("stochastic I2SB sampling with more than one step needs noise")
     x = y
     for i in range(len(times) - 1):
         t, s = float(times[i]), float(times[i + 1])
         x0_hat = denoise(x, t)
-        noise = None
-        if mode == "stochastic" and s > 0:
-            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        x = step(x, x0_hat, t, s, schedule, mode, noise)
+        x = step(x, x0_hat, t, s, schedule, mode, noise(i) if mode == "stochastic" and s > 0 else None)
     return x

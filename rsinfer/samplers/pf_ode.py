@@ -12,17 +12,17 @@ Every solver maps x at t = 1 to x at t = 1e-3 with exactly `nfe` model calls:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, get_args
 
 import torch
 
 from rsinfer.samplers.dpm_solver import dpm_solver_pp_3s
 from rsinfer.samplers.dpm_solver_2m import dpm_solver_pp_2m
+from rsinfer.samplers.names import PF_ODE_SAMPLERS, PfOdeSampler
 from rsinfer.samplers.unipc import unipc
 from rsinfer.samplers.vp_schedule import EpsModel, VPSchedule
 
-SamplerName = Literal["dpm-solver++3s", "dpm-solver++2m", "unipc"]
-SAMPLER_NAMES: tuple[str, ...] = get_args(SamplerName)
+SamplerName = PfOdeSampler
+SAMPLER_NAMES: tuple[str, ...] = PF_ODE_SAMPLERS
 
 _SOLVERS: dict[str, Callable[[EpsModel, torch.Tensor, VPSchedule, int], torch.Tensor]] = {
     "dpm-solver++3s": dpm_solver_pp_3s,

@@ -3,9 +3,13 @@
 It knows tiles, grids, masks and blending — nothing of diffusion.
 
 `run_scene(fn, inputs, output, grid=None, tile=256, overlap=32, blend="cosine", batch_size=4, bands=None,
-nodata=None, dtype="float32", cog=False, overwrite=False, progress=True) -> OutputSummary`
+nodata=None, dtype="float32", cog=False, overwrite=False, progress=True, *, tiling=None, output_options=None,
+tags=None) -> OutputSummary` — `tiling=Tiling(...)` and `output_options=OutputOptions(...)` are the value-object
+forms of the tiling and writing keywords.
 
-- **fn**: fn({name: (B, C_i, h_i, w_i) float32 CPU tensor}) -> (B, C_out, tile, tile) on the output grid. Optional
+- **fn**: fn({name: (B, C_i, h_i, w_i) float32 CPU tensor}) -> (B, C_out, tile, tile) on the output grid; a
+  `TileFunction` is called with `Tiles` instead (the same tensors plus each input's mask, the joint validity and the
+  tiles' windows on the output grid: what window-seeded noise and whole-scene jobs need). Optional
   attributes: `input_specs` {name: InputSpec(scale, resampling)} — each input read at its own scale over the same
   ground footprint (h_i = tile · scale; e.g. 0.25 for a 4x coarser multispectral input), bilinear for continuous
   data, nearest for masks/labels; `band_descriptions`; `output_tags`; `out_channels`.
@@ -13,7 +17,8 @@ nodata=None, dtype="float32", cog=False, overwrite=False, progress=True) -> Outp
   directly when on that grid, else resampled on the fly through a GDAL WarpedVRT; an input that does not overlap the
   grid is an error, partial overlap leaves nodata.
 - **Tiles**: `rsinfer.tiling.plan_windows` (border windows shifted inward); scenes smaller than a tile are padded
-  (as nodata) to one tile and cropped back. `tile > 2·overlap`.
+  (as nodata) to one tile and cropped back. `tile > 2·overlap`. `Tiling(tile=None)`: the whole grid as one tile (for
+  jobs that need the whole scene; memory then grows with it).
 - **Nodata**: a pixel is valid when every band of every input is valid (not nodata, not NaN, covered). All-nodata
   tiles are not run (written as nodata); in partly invalid tiles fn sees each band's tile mean in place of invalid
   pixels, and the output is nodata there. Output nodata: `nodata`, else the grid input's, else NaN (float dtypes).
@@ -32,10 +37,14 @@ Whole-scene helpers, for jobs that hold the grid in memory: `read_scene(inputs, 
 dtype="float32", descriptions=None, tags=None, cog=False, overwrite=False)` (atomic, NaN → nodata).
 """
 
-from rsinfer.io import Grid, InputSpec, RasterInputError, write_raster
-from rsinfer.scene.arrays import SceneArrays, read_scene
-from rsinfer.scene.engine import OutputSummary, run_scene
-from rsinfer.scene.products import PRODUCTS, product
+from rsinfer.lazy_exports import lazy_exports
 
-__all__ = ["run_scene", "OutputSummary", "read_scene", "SceneArrays", "write_raster", "InputSpec", "Grid",
-           "RasterInputError", "PRODUCTS", "product"]
+__getattr__, __dir__ = lazy_exports(__name__, {
+    **dict.fromkeys(("Grid", "InputSpec", "OutputOptions", "RasterInputError", "write_raster"), "rsinfer.io"),
+    **dict.fromkeys(("SceneArrays", "read_scene"), "rsinfer.scene.arrays"),
+    **dict.fromkeys(("OutputSummary", "run_scene"), "rsinfer.scene.engine"),
+    **dict.fromkeys(("PRODUCTS", "product"), "rsinfer.scene.products"),
+    **dict.fromkeys(("TileFunction", "Tiles"), "rsinfer.scene.tiles"),
+    "Tiling": "rsinfer.tiling",
+})
+__all__ = __dir__()

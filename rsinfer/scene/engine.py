@@ -20,26 +20,26 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import get_args
 
 import numpy as np
 import torch
 
-from rsinfer.io import (BLOCK, Grid, OutputDtype, RasterSource, RasterWriter, check_dtype, check_output,
+from rsinfer.io import (BLOCK, Grid, OutputDtype, OutputOptions, RasterSource, RasterWriter, check_output,
                         gdal_environment, output_nodata)
 from rsinfer.scene.inputs import Inputs, check_tile_scales, close_all, input_specs_of, open_inputs
 from rsinfer.scene.progress import Progress
-from rsinfer.scene.tiles import TileBatch, read_batch
-from rsinfer.tiling import BlendMode, BlockMerger, FinishedBlock, Window, plan_windows, tile_weights
+from rsinfer.scene.tiles import TileBatch, TileFunction, Tiles, read_batch
+from rsinfer.tiling import BlendMode, BlockMerger, FinishedBlock, Tiling, Window, plan_windows, tile_weights
 
 _log = logging.getLogger("rsinfer.scene")
 
 READ_AHEAD = 2  # batches read while fn runs
 MERGE_BEHIND = 2  # fn outputs queued for the merge-and-write thread before the compute thread waits
 
-SceneFn = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+SceneFn = Callable[[dict[str, torch.Tensor]], torch.Tensor] | TileFunction
+_UNSET: object = object()  # marks a keyword argument the caller did not give
 
 
 @dataclass(frozen=True)
@@ -76,29 +76,21 @@ class _HeldBytes:
             self._parts.pop(part, None)
 
 
-def _check_tiling(tile: int, overlap: int, blend: str, batch_size: int) -> None:
-    for name, value in (("tile", tile), ("overlap", overlap), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"{name} must be an int, got {value!r}")
-    if tile <= 0 or overlap < 0 or tile <= 2 * overlap:
-        raise ValueError(f"tile must be positive and larger than 2*overlap, got tile={tile}, overlap={overlap}")
-    if blend not in get_args(BlendMode):
-        raise ValueError(f"unknown blend {blend!r}; choose one of {get_args(BlendMode)}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-
-
 class _SceneJob:
     """One run of `fn` over a scene; `run_scene` builds it and calls `run()` once."""
 
-    def __init__(self, fn: SceneFn, sources: Mapping[str, RasterSource], grid: Grid, output: Path, tile: int,
-                 overlap: int, blend: BlendMode, batch_size: int, nodata: float | None, dtype: str, cog: bool,
-                 overwrite: bool, progress: bool) -> None:
+    def __init__(self, fn: SceneFn, sources: Mapping[str, RasterSource], grid: Grid, output: Path, tiling: Tiling,
+                 options: OutputOptions, tags: Mapping[str, str], progress: bool) -> None:
         self.fn, self.sources, self.grid, self.output = fn, sources, grid, output
-        self.tile, self.overlap, self.blend, self.batch_size = tile, overlap, blend, batch_size
-        self.nodata = output_nodata(nodata, grid, dtype)
-        self.dtype, self.cog, self.overwrite = dtype, cog, overwrite
-        self.windows = plan_windows(grid.height, grid.width, tile, overlap)
+        self.overlap, self.blend, self.batch_size = tiling.overlap, tiling.blend, tiling.batch_size
+        self.options, self.tags = options, tags
+        self.nodata = output_nodata(options.nodata, grid, options.dtype)
+        if tiling.tile is None:  # the whole grid as one tile
+            self.shape = grid.shape
+            self.windows = [Window(0, 0, grid.height, grid.width)]
+        else:
+            self.shape = (tiling.tile, tiling.tile)
+            self.windows = plan_windows(grid.height, grid.width, tiling.tile, tiling.overlap)
         self.progress = Progress(len(self.windows), progress)
         self.held = _HeldBytes()
         self.channels = 0  # output bands, known once fn first ran
@@ -143,23 +135,29 @@ class _SceneJob:
                              self.tiles_skipped, seconds, self.held.peak)
 
     def _read(self, windows: Sequence[Window]) -> TileBatch:
-        batch = read_batch(self.sources, windows, self.tile)
+        batch = read_batch(self.sources, windows, self.shape)
         self.held.set(id(batch), batch.nbytes)
         return batch
 
-    def _run_fn(self, inputs: dict[str, np.ndarray], count: int) -> torch.Tensor:
+    def _run_fn(self, batch: TileBatch) -> torch.Tensor:
+        count = batch.valid.shape[0]
+        inputs = {name: torch.from_numpy(array) for name, array in batch.inputs.items()}
         with torch.inference_mode():
-            out = self.fn({name: torch.from_numpy(array) for name, array in inputs.items()})
+            if isinstance(self.fn, TileFunction):
+                out = self.fn(Tiles(inputs, {name: torch.from_numpy(m) for name, m in batch.masks.items()},
+                                    torch.from_numpy(batch.valid), batch.windows(), self.shape))
+            else:
+                out = self.fn(inputs)
         if not isinstance(out, torch.Tensor) or out.dim() != 4 or out.shape[0] != count or \
-                tuple(out.shape[2:]) != (self.tile, self.tile):
+                tuple(out.shape[2:]) != self.shape:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(f"fn must return a (B, C_out, {self.tile}, {self.tile}) tensor for a batch of "
+            raise ValueError(f"fn must return a (B, C_out, {self.shape[0]}, {self.shape[1]}) tensor for a batch of "
                              f"{count} tiles, got {got}")
         return out.detach().to("cpu", torch.float32, copy=True)  # fn may reuse its output buffer for the next batch
 
     def _consume(self, batch: TileBatch) -> None:
         count = batch.valid.shape[0]
-        outputs = self._run_fn(batch.inputs, count) if count else None
+        outputs = self._run_fn(batch) if count else None
         if outputs is not None and self.writer is None:
             self._open_output(outputs.shape[1])
         for _, index in batch.entries:
@@ -208,45 +206,78 @@ class _SceneJob:
         """Output bands when every tile was nodata: `fn.out_channels`, else one run of fn on a zero tile."""
         channels = getattr(self.fn, "out_channels", None)
         if channels is None:
-            zeros = {name: np.zeros((1, source.count, round(self.tile * source.spec.scale),
-                                     round(self.tile * source.spec.scale)), dtype=np.float32)
-                     for name, source in self.sources.items()}
-            channels = self._run_fn(zeros, 1).shape[1]
+            scaled = {name: (round(self.shape[0] * s.spec.scale), round(self.shape[1] * s.spec.scale))
+                      for name, s in self.sources.items()}
+            zeros = TileBatch([(self.windows[0], 0)],
+                              {name: np.zeros((1, source.count, *scaled[name]), dtype=np.float32)
+                               for name, source in self.sources.items()},
+                              {name: np.ones((1, *scaled[name]), dtype=bool) for name in self.sources},
+                              np.ones((1, *self.shape), dtype=bool))
+            channels = self._run_fn(zeros).shape[1]
         return int(channels)
 
     def _open_output(self, channels: int) -> None:
         self.channels = channels
-        self.writer = RasterWriter(self.output, self.grid, channels, self.dtype, self.nodata,
-                                   getattr(self.fn, "band_descriptions", None), getattr(self.fn, "output_tags", None),
-                                   self.cog, self.overwrite)
+        tags = {**(getattr(self.fn, "output_tags", None) or {}), **self.tags}
+        self.writer = RasterWriter(self.output, self.grid, channels, self.options.dtype, self.nodata,
+                                   getattr(self.fn, "band_descriptions", None), tags, self.options.cog,
+                                   self.options.overwrite, self.options.compress)
         self.merger = BlockMerger(channels, self.grid.height, self.grid.width, self.windows, block=BLOCK)
         if self.skipped_before_output:
             self._merge_behind([(window, None) for window in self.skipped_before_output], None,
-                               np.zeros((0, self.tile, self.tile), dtype=bool))
+                               np.zeros((0, *self.shape), dtype=bool))
 
 
-def run_scene(fn: SceneFn, inputs: Inputs, output: str | os.PathLike, grid: str | None = None, tile: int = 256,
-              overlap: int = 32, blend: BlendMode = "cosine", batch_size: int = 4,
-              bands: Mapping[str, Sequence[int]] | None = None, nodata: float | None = None,
-              dtype: OutputDtype = "float32", cog: bool = False, overwrite: bool = False,
-              progress: bool = True) -> OutputSummary:
+def _tiling_of(tiling: Tiling | None, tile, overlap, blend, batch_size) -> Tiling:
+    given = {name: value for name, value in (("tile", tile), ("overlap", overlap), ("blend", blend),
+                                             ("batch_size", batch_size)) if value is not _UNSET}
+    if tiling is not None:
+        if given:
+            raise ValueError(f"pass either tiling= or {', '.join(f'{n}=' for n in given)}, not both")
+        return tiling
+    return Tiling(**given)
+
+
+def _output_options_of(options: OutputOptions | None, nodata, dtype, cog, overwrite) -> OutputOptions:
+    given = {name: value for name, value in (("nodata", nodata), ("dtype", dtype), ("cog", cog),
+                                             ("overwrite", overwrite)) if value is not _UNSET}
+    if options is not None:
+        if given:
+            raise ValueError(f"pass either output_options= or {', '.join(f'{n}=' for n in given)}, not both")
+        return options
+    return OutputOptions(**given)
+
+
+def run_scene(fn: SceneFn, inputs: Inputs, output: str | os.PathLike, grid: str | None = None,
+              tile: int | None = _UNSET, overlap: int = _UNSET, blend: BlendMode = _UNSET, batch_size: int = _UNSET,
+              bands: Mapping[str, Sequence[int]] | None = None, nodata: float | None = _UNSET,
+              dtype: OutputDtype = _UNSET, cog: bool = _UNSET, overwrite: bool = _UNSET, progress: bool = True, *,
+              tiling: Tiling | None = None, output_options: OutputOptions | None = None,
+              tags: Mapping[str, str] | None = None) -> OutputSummary:
     """Run `fn` over every tile of the scene and write the blended result on the grid of input `grid`.
 
     fn(batch) takes {name: (B, C_i, h_i, w_i) float32} — h_i = tile · scale of that input, see `InputSpec` — and
-    returns (B, C_out, tile, tile) on the output grid. Optional attributes of fn: `input_specs` (name → InputSpec),
-    `band_descriptions` (C_out strings), `output_tags` (metadata written to the file), `out_channels` (used only
-    when every tile is nodata). See the package docstring for nodata, blending and output rules.
+    returns (B, C_out, tile, tile) on the output grid; a `TileFunction` gets `Tiles` (the same tensors plus masks and
+    windows) instead. Optional attributes of fn: `input_specs` (name → InputSpec), `band_descriptions` (C_out
+    strings), `output_tags` (metadata written to the file), `out_channels` (used only when every tile is nodata).
+
+    Tiling: `tiling=Tiling(tile, overlap, blend, batch_size)` or the same four as keywords (defaults 256, 32, "cosine",
+    4). Writing: `output_options=OutputOptions(dtype, nodata, cog, overwrite, compress)` or dtype/nodata/cog/overwrite
+    as keywords (default dtype float32). `tags` are written into the file (over fn's `output_tags`). See the package
+    docstring for nodata, blending and output rules.
     """
-    _check_tiling(tile, overlap, blend, batch_size)
-    check_dtype(dtype)
+    tiling = _tiling_of(tiling, tile, overlap, blend, batch_size)
+    options = _output_options_of(output_options, nodata, dtype, cog, overwrite)
+    if options.dtype is None:
+        options = replace(options, dtype="float32")
     specs = input_specs_of(fn, list(inputs))
-    check_tile_scales(specs, tile)
+    if tiling.tile is not None:
+        check_tile_scales(specs, tiling.tile)
     with gdal_environment():
-        the_grid, sources = open_inputs(inputs, grid, bands, specs, pad_to=tile)
+        the_grid, sources = open_inputs(inputs, grid, bands, specs, pad_to=tiling.tile)
         try:
-            output = check_output(output, overwrite)
-            job = _SceneJob(fn, sources, the_grid, output, tile, overlap, blend, batch_size, nodata, dtype, cog,
-                            overwrite, progress)
+            output = check_output(output, options.overwrite)
+            job = _SceneJob(fn, sources, the_grid, output, tiling, options, dict(tags or {}), progress)
             return job.run()
         finally:
             close_all(sources)

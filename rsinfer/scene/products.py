@@ -1,4 +1,4 @@
-"""Per-pixel products that exercise the scene engine end to end on real data (until the model pipelines land).
+"""Per-pixel spectral indices as scene functions (the ``ndwi`` and ``ndvi`` pipelines of `rsinfer.pipelines` wrap them).
 
 Each product is a `fn` for `run_scene`: it takes {"s2": (B, C, h, w)} and returns (B, 1, h, w), and carries its band
 descriptions. Band numbers are 1-based indexes into a 13-band Sentinel-2 L1C stack (B1..B12 with B8A at 9, as in the

@@ -9,14 +9,47 @@ masked there afterwards, so the fill never reaches the written raster.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from rsinfer.io import RasterSource
 from rsinfer.scene.inputs import mask_on_grid
 from rsinfer.tiling import Window
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """What a `TileFunction` gets for one batch of tiles.
+
+    inputs: name → (B, C_i, h_i, w_i) float32, invalid pixels filled (see the module docstring);
+    masks: name → (B, h_i, w_i) bool, each input's own validity at its own scale;
+    valid: (B, h, w) bool, the joint validity on the output grid (the output is nodata where it is False);
+    windows: the B windows on the output grid (a window is smaller than the tile only when the scene is, and the
+        tensors are then padded below and to the right);
+    shape: (h, w), the tile size on the output grid.
+    """
+
+    inputs: dict[str, torch.Tensor]
+    masks: dict[str, torch.Tensor]
+    valid: torch.Tensor
+    windows: tuple[Window, ...]
+    shape: tuple[int, int]
+
+
+class TileFunction(ABC):
+    """A scene function that also needs each tile's place: `run_scene` calls it with `Tiles` instead of a dict.
+
+    Window-seeded randomness (`rsinfer.tiling.noise`) and whole-scene jobs use it. Optional attributes as for a plain
+    fn: `input_specs`, `band_descriptions`, `output_tags`, `out_channels`.
+    """
+
+    @abstractmethod
+    def __call__(self, tiles: Tiles) -> torch.Tensor:
+        """(B, C_out, h, w) on the output grid."""
 
 
 @dataclass
@@ -28,11 +61,17 @@ class TileBatch:
 
     entries: list[tuple[Window, int | None]]
     inputs: dict[str, np.ndarray]  # name → (B, C_i, h_i, w_i) float32
-    valid: np.ndarray  # (B, tile, tile) bool, on the output grid
+    masks: dict[str, np.ndarray]  # name → (B, h_i, w_i) bool
+    valid: np.ndarray  # (B, h, w) bool, on the output grid
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in self.inputs.values()) + self.valid.nbytes
+        return (sum(a.nbytes for a in self.inputs.values()) + sum(m.nbytes for m in self.masks.values())
+                + self.valid.nbytes)
+
+    def windows(self) -> tuple[Window, ...]:
+        """The windows of the tiles that run, in batch order."""
+        return tuple(window for window, index in self.entries if index is not None)
 
 
 def fill_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -45,16 +84,17 @@ def fill_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return values
 
 
-def read_batch(sources: Mapping[str, RasterSource], windows: Sequence[Window], tile: int) -> TileBatch:
-    """Read `windows` as tile × tile tiles (padded past the grid as invalid), skipping all-invalid ones."""
+def read_batch(sources: Mapping[str, RasterSource], windows: Sequence[Window], shape: tuple[int, int]) -> TileBatch:
+    """Read `windows` as tiles of `shape` (h, w) (padded past the grid as invalid), skipping all-invalid ones."""
     entries: list[tuple[Window, int | None]] = []
     stacks: dict[str, list[np.ndarray]] = {name: [] for name in sources}
+    input_masks: dict[str, list[np.ndarray]] = {name: [] for name in sources}
     masks: list[np.ndarray] = []
     for window in windows:
-        reads = {name: source.read(window, (tile, tile)) for name, source in sources.items()}
-        valid = np.ones((tile, tile), dtype=bool)
+        reads = {name: source.read(window, shape) for name, source in sources.items()}
+        valid = np.ones(shape, dtype=bool)
         for _, mask in reads.values():
-            valid &= mask_on_grid(mask, (tile, tile))
+            valid &= mask_on_grid(mask, shape)
         if not valid.any():
             entries.append((window, None))
             continue
@@ -62,6 +102,8 @@ def read_batch(sources: Mapping[str, RasterSource], windows: Sequence[Window], t
         masks.append(valid)
         for name, (values, mask) in reads.items():
             stacks[name].append(fill_invalid(values, mask))
+            input_masks[name].append(mask)
     inputs = {name: np.stack(stack) for name, stack in stacks.items() if stack}
-    valid = np.stack(masks) if masks else np.zeros((0, tile, tile), dtype=bool)
-    return TileBatch(entries, inputs, valid)
+    input_mask_arrays = {name: np.stack(stack) for name, stack in input_masks.items() if stack}
+    valid = np.stack(masks) if masks else np.zeros((0, *shape), dtype=bool)
+    return TileBatch(entries, inputs, input_mask_arrays, valid)

@@ -10,6 +10,10 @@ in-memory tensors, e.g. MultiDiffusion-style fusion of overlapping latent tiles 
 
 Public names:
 - `Window(row, col, height, width)`: frozen, integers only; `.slices()`, `.bottom`, `.right`.
+- `Tiling(tile, overlap, blend, batch_size)`: the value object every tiled computation takes; `check_tile_overlap`, the
+  one rule (tile > 2·overlap).
+- `grid_noise` / `batch_noise` (`rsinfer.tiling.noise`): random draws anchored to the output grid, a pure function of
+  (seed, stream, step, position), so stochastic results do not depend on tile order, batch size or workers.
 - `plan_windows(height, width, tile, overlap)`: tile × tile windows stepping by tile − overlap; the last row/column of
   windows is shifted inward (never padded); an axis shorter than the tile gets one window spanning it (pad it yourself).
 - `blend_weights(height, width, overlap, mode, grid_edges=())` with mode "cosine" | "gaussian" | "constant" | "crop":
@@ -19,9 +23,14 @@ Public names:
   `BlockMerger`: the streaming version that releases each output block once every tile touching it is done;
 """
 
-from rsinfer.tiling.blend import BlendMode, Edge, blend_weights, grid_edges_of, tile_weights
-from rsinfer.tiling.merge import BlockMerger, FinishedBlock, TensorMerger, blend_tiles
-from rsinfer.tiling.windows import Window, plan_windows
+from rsinfer.lazy_exports import lazy_exports
+from rsinfer.tiling.names import BLEND_MODES, BlendMode
 
-__all__ = ["Window", "plan_windows", "BlendMode", "Edge", "blend_weights", "grid_edges_of",
-           "tile_weights", "TensorMerger", "blend_tiles", "BlockMerger", "FinishedBlock"]
+__getattr__, __dir__ = lazy_exports(__name__, {
+    **dict.fromkeys(("Edge", "blend_weights", "grid_edges_of", "tile_weights"), "rsinfer.tiling.blend"),
+    **dict.fromkeys(("BlockMerger", "FinishedBlock", "TensorMerger", "blend_tiles"), "rsinfer.tiling.merge"),
+    **dict.fromkeys(("batch_noise", "grid_noise"), "rsinfer.tiling.noise"),
+    "Tiling": "rsinfer.tiling.options",
+    **dict.fromkeys(("Window", "check_tile_overlap", "plan_windows"), "rsinfer.tiling.windows"),
+})
+__all__ = ["BLEND_MODES", "BlendMode", *__dir__()]

@@ -24,9 +24,9 @@ from typing import Literal, get_args
 
 import torch
 
+from rsinfer.tiling.names import BlendMode
 from rsinfer.tiling.windows import Window
 
-BlendMode = Literal["cosine", "gaussian", "constant", "crop"]
 Edge = Literal["top", "bottom", "left", "right"]
 
 _GAUSSIAN_SIGMA = 0.125  # σ as a fraction of the tile edge (MONAI's sigma_scale)

@@ -43,6 +43,21 @@ class Window:
         return slice(self.row, self.bottom), slice(self.col, self.right)
 
 
+def check_tile_overlap(tile: int, overlap: int) -> None:
+    """The one tiling rule: integers with tile > 0, overlap ≥ 0 and tile > 2·overlap, so every tile keeps an interior
+    that no neighbour's blending margin reaches."""
+    for name, value in (("tile", tile), ("overlap", overlap)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+    if tile <= 0:
+        raise ValueError(f"tile must be a positive number of pixels, got {tile}")
+    if overlap < 0:
+        raise ValueError(f"overlap must be >= 0 pixels, got {overlap}")
+    if tile <= 2 * overlap:
+        raise ValueError(f"tile must be larger than 2 x overlap, got tile {tile} and overlap {overlap} "
+                         f"(largest overlap for this tile: {(tile - 1) // 2})")
+
+
 def _starts(size: int, tile: int, stride: int) -> list[int]:
     """Tile starts along one axis: every `stride` from 0, the last one shifted inward to end exactly at `size`."""
     if size <= tile:
@@ -57,17 +72,14 @@ def plan_windows(height: int, width: int, tile: int, overlap: int) -> list[Windo
     Windows step by `tile - overlap`; the last window of each row and column is shifted inward so it ends exactly at
     the grid border (it overlaps its neighbour more, it is never padded), so every window lies inside the grid. Along
     an axis shorter than `tile` the single window spans the whole axis (smaller than `tile`): the caller pads it.
-    Requires tile > 2·overlap, so every tile keeps an interior that no neighbour's blending margin reaches.
+    Requires `check_tile_overlap(tile, overlap)`.
     """
-    for name, value in (("height", height), ("width", width), ("tile", tile), ("overlap", overlap)):
+    for name, value in (("height", height), ("width", width)):
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"{name} must be an int, got {value!r}")
     if height <= 0 or width <= 0:
         raise ValueError(f"grid must be non-empty, got {height}x{width}")
-    if overlap < 0:
-        raise ValueError(f"overlap must be >= 0, got {overlap}")
-    if tile <= 2 * overlap:
-        raise ValueError(f"tile must be larger than 2*overlap, got tile={tile}, overlap={overlap}")
+    check_tile_overlap(tile, overlap)
     stride = tile - overlap
     rows, cols = _starts(height, tile, stride), _starts(width, tile, stride)
     h, w = min(tile, height), min(tile, width)

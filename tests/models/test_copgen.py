@@ -1,6 +1,6 @@
 """COP-GEN-Beta network: parity with the official Triffuser (golden fixtures), key layout, strict loading, backends.
 
-The fixtures come from tools/make_copgen_fixtures.py, which runs the official code on seeded random weights.
+The fixtures come from tests/fixtures/make_copgen_fixtures.py, which runs the official code on seeded random weights.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import rsinfer.models
-from rsinfer.models.copgen import MODALITIES, CopGenConfig, prepare
+from rsinfer.engines import prepare
+from rsinfer.models.copgen import MODALITIES, CopGenConfig
 from rsinfer.ops import use_backend
+from tests.conftest import require_backend
 from tests.numerics import assert_matches_reference, relative_error
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "copgen"
@@ -51,7 +53,7 @@ def test_tiny_matches_official(tiny_net, backend):
 
 def test_forward_under_triton_interpreter_equals_reference():
     """The tiny forward with every op on the Triton kernels (interpreted on CPU) equals the reference backend."""
-    pytest.importorskip("triton")
+    require_backend("triton")
     net = rsinfer.models.load("copgen-beta", WEIGHTS, **_tiny_config())
     imgs, t_imgs, _ = _golden()
     imgs, t_imgs = [x[:1] for x in imgs], [t[:1] for t in t_imgs]
@@ -149,23 +151,41 @@ def _official_under_autocast_bf16() -> list[torch.Tensor]:
         return net(imgs, t_imgs)
 
 
-@pytest.mark.parametrize("dtype, mode", [("float32", "eager"), ("bfloat16", "eager"),
-                                         pytest.param("float32", "compiled", marks=pytest.mark.slow)])
-def test_prepared_network_matches_official(dtype, mode):
-    net = prepare(rsinfer.models.load("copgen-beta", WEIGHTS, **_tiny_config()), dtype=dtype, mode=mode)
+@pytest.mark.parametrize("precision, engine", [("float32", "torch"), ("bfloat16", "torch"),
+                                               pytest.param("float32", "compile", marks=pytest.mark.slow)])
+def test_prepared_network_matches_official(precision, engine):
+    loaded = rsinfer.models.load("copgen-beta", WEIGHTS, **_tiny_config())
+    before = {k: v.clone() for k, v in loaded.state_dict().items()}
+    net = prepare(loaded, precision=precision, engine=engine)
     imgs, t_imgs, official = _golden()
     eps = net(imgs, t_imgs)
-    autocast = _official_under_autocast_bf16() if dtype == "bfloat16" else [None] * 4
+    autocast = _official_under_autocast_bf16() if precision == "bfloat16" else [None] * 4
     for ours, ref, lowp in zip(eps, official, autocast):
         assert ours.dtype == torch.float32  # the caller's dtype
-        if dtype == "bfloat16":
+        if precision == "bfloat16":
             ours = ours.bfloat16()  # judged as a bf16 result: ≤ 2× the autocast error
         assert_matches_reference(ours, ref, lowp)
-    assert set(net.state_dict()) == set(f"net.{k}" for k in load_file(WEIGHTS))
+    assert all(torch.equal(v, before[k]) for k, v in loaded.state_dict().items())  # the caller's network is untouched
+    assert set(net.net.state_dict()) == set(load_file(WEIGHTS))
 
 
 def test_prepare_rejects_unknown_choices(tiny_net):
-    with pytest.raises(ValueError, match="unknown dtype 'float16'.*'float32', 'bfloat16'"):
-        prepare(tiny_net, dtype="float16")
+    with pytest.raises(ValueError, match=r"supports precisions \('float32', 'bfloat16'\), got 'float16'"):
+        prepare(tiny_net, precision="float16")
+    with pytest.raises(ValueError, match="'torch' or 'compile' engine, got 'onnxruntime'"):
+        prepare(tiny_net, engine="onnxruntime")
+
+
+def test_the_deprecated_prepare_still_serves_the_network(tiny_net, monkeypatch):
+    from rsinfer.engines import base
+    from rsinfer.models.prepared import prepare as old_prepare
+
+    monkeypatch.setattr(base, "_warned", set())  # it warns once per process
+
+    imgs, t_imgs, official = _golden()
+    with pytest.warns(DeprecationWarning, match="rsinfer.engines.prepare"):
+        eps = old_prepare(tiny_net, dtype="float32", mode="eager")(imgs, t_imgs)
+    for ours, ref in zip(eps, official):
+        assert_matches_reference(ours, ref)
     with pytest.raises(ValueError, match="unknown mode 'jit'"):
-        prepare(tiny_net, mode="jit")
+        old_prepare(tiny_net, mode="jit")

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import rsinfer.models
+from tests.conftest import require_backend
 from tests.numerics import assert_matches_reference, relative_error
 from rsinfer.ops import use_backend
 
@@ -114,7 +115,7 @@ def test_fresh_network_is_adaln_zero():
 
 
 def test_forward_under_triton_interpreter_equals_reference():
-    pytest.importorskip("triton")
+    require_backend("triton")
     net = _randomised(TINY)
     imgs, t_imgs = _inputs(TINY, batch=1)
     with torch.no_grad():

@@ -12,11 +12,11 @@ from safetensors.torch import load_file
 import rsinfer.models
 from tests.numerics import assert_matches_reference, relative_error
 from rsinfer.ops import use_backend
-from rsinfer.tiling import Window, blend_tiles, plan_windows, tile_weights
+from rsinfer.tiling import Tiling, Window, blend_tiles, plan_windows, tile_weights
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "copgen"
 WEIGHTS = FIXTURES / "vae_tiny_weights.safetensors"
-TINY = dict(ch=32, ch_mult=(1, 1), num_res_blocks=1)  # written by tools/make_copgen_fixtures.py
+TINY = dict(ch=32, ch_mult=(1, 1), num_res_blocks=1)  # written by tests/fixtures/make_copgen_fixtures.py
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_tiled_decode_blends_independently_decoded_tiles(vae):
     z = torch.randn(2, 4, 11, 9)
     tile, overlap, f = 6, 2, vae.config.downsampling
     with torch.no_grad():
-        tiled = vae.decode_tiled(z, tile=tile, overlap=overlap)
+        tiled = vae.decode_tiled(z, Tiling(tile, overlap, "cosine"))
         windows = plan_windows(11, 9, tile, overlap)
         assert len(windows) > 4
         pixel_windows = [Window(f * w.row, f * w.col, f * w.height, f * w.width) for w in windows]
@@ -88,6 +88,7 @@ def test_tiled_decode_blends_independently_decoded_tiles(vae):
 def test_tiled_decode_with_one_tile_is_decode(vae):
     z = torch.randn(1, 4, 7, 5)
     with torch.no_grad():
-        assert_matches_reference(vae.decode_tiled(z, tile=8, overlap=2), vae.decode(z))
-    with pytest.raises(ValueError, match="overlap=8"):
-        vae.decode_tiled(z, tile=8, overlap=8)
+        assert_matches_reference(vae.decode_tiled(z, Tiling(8, 2, "cosine")), vae.decode(z))
+        assert_matches_reference(vae.decode_tiled(z, Tiling(None, 0)), vae.decode(z))
+    with pytest.raises(ValueError, match="tile 8 and overlap 4"):  # the one tiling rule, checked by Tiling
+        vae.decode_tiled(z, Tiling(8, 4, "cosine"))

@@ -12,13 +12,12 @@ import textwrap
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.conftest import require_backend
 from tests.numerics import assert_matches_reference, relative_error
 
-from rsinfer import ops
 from rsinfer.ops import backends, reference
 
-if not ops.backend_status("ext").available:
-    pytest.skip(f"backend 'ext' is not available: {ops.backend_status('ext').reason}", allow_module_level=True)
+require_backend("ext")
 
 from rsinfer.ops import ext  # noqa: E402
 

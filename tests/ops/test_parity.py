@@ -1,11 +1,13 @@
 """Every op on every available backend equals the reference (GUIDE §3), called through the public `rsinfer.ops`
 functions under `use_backend`, so dispatch is tested too; plus the backend policy.
 
-Backends: ``reference`` (trivially), ``ext`` (the compiled extension), ``triton`` when ``TRITON_INTERPRET=1`` is set
-(the interpreter is slow: the triton cases are the small shapes, plus N = 1028 with D = 64).
+Backends: ``ext`` (the compiled extension) and ``triton`` when ``TRITON_INTERPRET=1`` is set (the interpreter is slow:
+the triton cases are those up to `INTERPRETER_MAX_ELEMENTS`, N = 1028 tokens with head dims 64 and 128 included). The
+reference backend is the specification itself: test_dispatch.py checks that `use_backend("reference")` reaches it.
 Tolerances: float32 ≤ 1e-5 relative L2; bfloat16/float16 ≤ 2× the error of the same math composed of plain torch
-ops in that dtype. Inputs are fresh random values, sizes are not multiples of any block, and inputs are strided views as
-models make them (shift/scale/gate as chunks of one adaLN projection, q/k/v out of one packed projection).
+ops in that dtype, capped by an absolute ceiling per dtype (tests/numerics.py). Inputs are fresh random values, sizes
+are not multiples of any block, and inputs are strided views as models make them (shift/scale/gate as chunks of one
+adaLN projection, q/k/v out of one packed projection).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.conftest import require_backend
 from tests.numerics import assert_matches_reference
 
 from rsinfer import ops
@@ -26,35 +29,24 @@ DTYPE_IDS = ["fp32", "bf16", "fp16"]
 SEGMENTS_1028 = [4, 256, 256, 256, 256]
 
 
-# The Triton interpreter runs one program at a time (~1 ms each): larger cases are for the other backends.
-INTERPRETER_MAX_ELEMENTS = 1 << 17
+# The Triton interpreter runs one program at a time: cases up to this many elements in their largest input run on it
+# (N = 1028 tokens at head dim 128 included, ~0.3 s per dtype); larger ones are for the compiled backends.
+INTERPRETER_MAX_ELEMENTS = 1 << 18
 
 
-@pytest.fixture(params=["reference", "ext", "triton"])
+@pytest.fixture(params=["ext", "triton"])
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Runs the test body under one backend; skips (with the reason) backends that cannot run here."""
-    name = request.param
-    status = ops.backend_status(name)
-    if not status.available:
-        pytest.skip(f"backend {name!r} is not available: {status.reason}")
-    with ops.use_backend(name):
-        yield name
+    """Runs the test body under one backend; skips backends that cannot run here (fails if they are required)."""
+    require_backend(request.param)
+    with ops.use_backend(request.param):
+        yield request.param
 
 
 def _skip_case(backend: str, op: str, *inputs: torch.Tensor) -> None:
-    """Skip what one backend need not or cannot run: large cases on the reference (they would compare it with
-    itself) and on the Triton interpreter (too slow), and ops that rsinfer.kernels does not have yet."""
-    large = max(t.numel() for t in inputs) > INTERPRETER_MAX_ELEMENTS
-    if backend == "reference" and large:
-        pytest.skip("the reference equals itself: its small cases cover dispatch")
-    if backend != "triton":
-        return
-    import rsinfer.kernels as kernels  # imported only once the interpreter is known to be on
-
-    if not hasattr(kernels, op):
-        pytest.skip(f"rsinfer.kernels has no {op!r} yet")
-    if large and not torch.cuda.is_available():
-        pytest.skip(f"too large for the Triton interpreter ({max(t.numel() for t in inputs)} elements)")
+    """Skip the cases too large for the Triton interpreter (`op` names the case in the reason)."""
+    largest = max(t.numel() for t in inputs)
+    if backend == "triton" and largest > INTERPRETER_MAX_ELEMENTS and not torch.cuda.is_available():
+        pytest.skip(f"{op}: too large for the Triton interpreter ({largest} elements)")
 
 
 def _adaln_chunks(batch: int, segments: list[int] | None, d: int, dtype: torch.dtype, count: int) -> list[torch.Tensor]:
@@ -282,8 +274,7 @@ def test_unknown_backend_lists_the_choices() -> None:
 
 
 def test_auto_on_cpu_picks_ext_and_says_so_once(fresh_backend_probes: None, caplog: pytest.LogCaptureFixture) -> None:
-    if not ops.backend_status("ext").available:
-        pytest.skip(f"backend 'ext' is not available: {ops.backend_status('ext').reason}")
+    require_backend("ext")
     from rsinfer.ops import ext
 
     x, (shift, scale) = torch.randn(2, 17, 40), _adaln_chunks(2, None, 40, torch.float32, 2)
@@ -295,3 +286,22 @@ def test_auto_on_cpu_picks_ext_and_says_so_once(fresh_backend_probes: None, capl
     assert len(announcements) == 1 and "'ext'" in announcements[0] and "cpu" in announcements[0], announcements
     assert torch.equal(first, second)
     assert_matches_reference(first, reference.modulate(x, shift, scale))
+
+
+# ------------------------------------------------------------------------------------------------- numerics policy
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_a_wrong_reference_fails_in_low_precision_too(dtype: torch.dtype) -> None:
+    """An output that agrees with PyTorch's eager computation fails against a wrong float32 reference (modulate with
+    `scale` for `(1 + scale)`): the eager error against it is O(1), so only the dtype's absolute ceiling stops
+    2× that budget from passing everything. The right reference passes, so the check can tell them apart."""
+    x = _tokens(2, 17, 72, dtype, "contiguous") * 3 + 1
+    shift, scale = _adaln_chunks(2, [3, 0, 14], 72, dtype, 2)
+    out = _eager_modulate(x, shift, scale, [3, 0, 14])  # as good as an output in this dtype gets
+    right = reference.modulate(x.float(), shift.float(), scale.float(), [3, 0, 14])
+    assert_matches_reference(out, right, out)
+    n = x.shape[1]
+    wrong = (F.layer_norm(x.float(), (72,), eps=1e-6) * reference.expand_segments(scale.float(), n, [3, 0, 14])
+             + reference.expand_segments(shift.float(), n, [3, 0, 14]))
+    with pytest.raises(AssertionError, match="ceiling"):
+        assert_matches_reference(out, wrong, _eager_modulate(x, shift, scale, [3, 0, 14]))

@@ -21,6 +21,10 @@ import sys  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from tests.conftest import require_backend  # noqa: E402
+
+require_backend("triton")  # skips this module without triton, or fails it where RSINFER_REQUIRE_BACKENDS names it
+
 import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 from tests.numerics import assert_matches_reference  # noqa: E402

@@ -317,7 +317,7 @@ def _text(tmp_path):
     ("not a raster", RasterInputError, r"notes\.tif: not a raster"),
     ("no crs", RasterInputError, r"nocrs\.tif: has no CRS"),
     ("band out of range", RasterInputError, r"S2Hand\.tif: band index 14 out of range.*13 bands"),
-    ("tile <= 2*overlap", ValueError, r"tile=64, overlap=32"),
+    ("tile <= 2*overlap", ValueError, r"larger than 2 x overlap, got tile 64 and overlap 32"),
     ("empty intersection", RasterInputError, r"RGB\.byte\.tif: does not overlap.*empty intersection"),
     ("unsupported input dtype", RasterInputError, r"complex\.tif: band 1 has unsupported dtype complex64"),
     ("unsupported output dtype", ValueError, r"unsupported output dtype 'float16'"),

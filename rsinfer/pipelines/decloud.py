@@ -1,0 +1,119 @@
+"""The ``decloud`` pipeline: DB-CR cloud removal of a Sentinel-2 scene fused with Sentinel-1.
+
+Inputs: ``s2``, the cloudy Sentinel-2 scene (13 bands L1C, or 12 bands L2A without B10; identified by band name when
+the file describes its bands, else by count in the standard order), and ``s1``, Sentinel-1 VV and VH (dB or linear σ0;
+`s1_scale="auto"` decides from the data). Output: on the S2 grid, with the S2 input's bands, order, dtype and nodata,
+in DN (reflectance × 10000). Per tile: `rsinfer.pipelines.sentinel` normalisation, `DbCr.restore` with the tile's
+windows (its noise is seeded by them), and back to DN. The network runs in micro-batches of a size fixed per scene
+(`rsinfer.pipelines.microbatch`), so the raster is bit-identical for any batch size, tile order or number of workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rsinfer.io import RasterInfo, read_decimated
+from rsinfer.pipelines.bands import resolve_bands
+from rsinfer.pipelines.contract import (EngineOptions, InputContract, OutputContract, ScenePipeline, ScenePlan,
+                                       scene_tile_count)
+from rsinfer.pipelines.dbcr import DbCr, SamplerName, SamplingPlan
+from rsinfer.pipelines.microbatch import balanced_batch
+from rsinfer.pipelines.sentinel import (denormalise_s2, detect_s1_scale, normalise_s1, normalise_s2, s1_bands,
+                                        s2_bands, s2_layout)
+from rsinfer.pipelines.spec import PipelineSpec
+from rsinfer.pipelines.vocabulary import S1Scale
+from rsinfer.scene import Tiles
+from rsinfer.tiling import Tiling
+
+
+@dataclass(frozen=True)
+class DecloudOptions(EngineOptions):
+    """sampler, steps, eta, seed: the sampling plan (`SamplingPlan`; seed also seeds random weights).
+    engine, precision, backend, threads, thread_wait, cache_dir: how the network runs (`rsinfer.engines`).
+    s1_scale: the S1 values, "auto" to detect from the median VV. network: DB-CR config overrides (a smaller network
+    for random weights, or the size of a checkpoint that is not the paper's)."""
+
+    sampler: SamplerName = "alpha-ratio"
+    steps: int = 1
+    eta: float = 0.0
+    seed: int = 0
+    s1_scale: S1Scale = "auto"
+    network: Mapping[str, Any] | None = None
+
+
+class Decloud(ScenePipeline):
+    name = "decloud"
+    model = "DB-CR"
+    Options = DecloudOptions
+
+    def __init__(self, spec: PipelineSpec, dbcr: DbCr | None = None) -> None:
+        super().__init__(spec)
+        o = self.options
+        if dbcr is None:
+            kwargs = dict(plan=SamplingPlan(o.sampler, o.steps, o.eta, o.seed), engine=o.engine,
+                          **o.engine_kwargs(), tile=self.default_tiling.tile,
+                          batch_size=self.default_tiling.batch_size, network=dict(o.network or {}))
+            dbcr = (DbCr.with_random_weights(self.weights.seed, **kwargs) if self.weights.random
+                    else DbCr.from_checkpoint(self.weights.file(), **kwargs))
+        self.dbcr = dbcr
+
+    @classmethod
+    def around(cls, dbcr: DbCr, s1_scale: S1Scale = "auto") -> Decloud:
+        """The pipeline over an existing `DbCr` (its network, engine and sampling plan)."""
+        plan = dbcr.plan
+        spec = PipelineSpec(cls.name, dbcr.weights, {
+            "sampler": plan.sampler, "steps": plan.steps, "eta": plan.eta, "seed": plan.seed,
+            "engine": dbcr.engine.kind, "precision": dbcr.engine.precision, "s1_scale": s1_scale})
+        return cls(spec, dbcr)
+
+    def inputs(self) -> tuple[InputContract, ...]:
+        return (InputContract("s2", "cloudy Sentinel-2: 13 bands L1C or 12 bands L2A (no B10), DN",
+                              s2_bands()),
+                InputContract("s1", "Sentinel-1 VV and VH backscatter, dB or linear",
+                              s1_bands()))
+
+    def plan(self, rasters: Mapping[str, RasterInfo], tiling: Tiling) -> ScenePlan:
+        s2, s1 = (resolve_bands(c.bands, rasters[c.name], c.name) for c in self.inputs())
+        layout = s2_layout(len(s2.names), s2.names)
+        s1_scale: S1Scale = self.options.s1_scale  # resolved below
+        if s1_scale == "auto":
+            s1_scale = detect_s1_scale(torch.from_numpy(read_decimated(rasters["s1"].path, s1.indexes[0])))
+
+        network_batch = balanced_batch(scene_tile_count(rasters["s2"].shape, tiling))
+
+        def restore_tiles(tiles: Tiles) -> torch.Tensor:
+            cloudy, sar = normalise_s2(tiles.inputs["s2"], layout), normalise_s1(tiles.inputs["s1"], s1_scale)
+            return denormalise_s2(self.dbcr.restore(cloudy, sar, tiles.windows, network_batch), layout)
+
+        return ScenePlan(restore_tiles, "s2", {"s2": s2.indexes, "s1": s1.indexes},
+                         OutputContract(layout.input_bands, rasters["s2"].dtypes[0]),
+                         tags={"RSINFER_S2_LEVEL": layout.level, "RSINFER_S1_SCALE": s1_scale})
+
+    def run_tags(self) -> dict[str, str]:
+        plan, engine = self.dbcr.plan, self.dbcr.engine
+        tags = {"RSINFER_SAMPLER": plan.sampler, "RSINFER_STEPS": str(plan.steps), "RSINFER_SEED": str(plan.seed),
+                "RSINFER_ENGINE": engine.kind, "RSINFER_PRECISION": engine.precision}
+        if plan.sampler == "dbim":
+            tags["RSINFER_ETA"] = str(plan.eta)
+        return tags
+
+    def preview(self, output: str, plan: ScenePlan) -> torch.Tensor:
+        return rgb_preview(output, plan.output.bands)
+
+
+def rgb_preview(path: str | os.PathLike, bands: Sequence[str], side: int = 1024) -> torch.Tensor:
+    """(3, h, w) uint8 true colour (B4, B3, B2) of a written scene whose bands are `bands`, 2–98 % percentile
+    stretch."""
+    rgb = torch.stack([torch.from_numpy(read_decimated(path, list(bands).index(b) + 1, side))
+                       for b in ("B4", "B3", "B2")])
+    finite = rgb[torch.isfinite(rgb)]
+    if finite.numel() == 0:
+        return torch.zeros(3, *rgb.shape[1:], dtype=torch.uint8)
+    low, high = torch.quantile(finite[:: max(1, finite.numel() // 100_000)], torch.tensor([0.02, 0.98]))
+    scaled = ((rgb - low) / (high - low).clamp_min(1e-6)).nan_to_num(0.0).clamp(0, 1)
+    return (scaled * 255).round().to(torch.uint8)
