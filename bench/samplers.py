@@ -12,7 +12,8 @@
    (1 = no seam). Two denoisers:
    - "global-offset": the exact denoiser of data = fixed texture + one random brightness offset per image (τ = 1) +
      small iid detail (s = 0.02) on a fixed texture (std 0.02); its optimum uses the whole tile, like attention in a
-     trained network. Sampled per tile, each tile settles on its own offset and the overlaps show the step; fused per step, the canvas agrees;
+     trained network. Sampled per tile, each tile settles on its own offset and the overlaps show the step; fused per
+     step, the canvas agrees;
    - "random tiny COP-GEN-Beta": seeded random weights, conditioned on the Sen1Floods11 S1 chip (512², Major TOM
      rendering, tiny random VAE). Untrained, its output is texture without large-scale structure, so both modes look
      alike; reported for completeness.

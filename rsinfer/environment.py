@@ -8,7 +8,13 @@ import os
 import platform
 from dataclasses import dataclass
 
-PACKAGES = ("torch", "numpy", "triton", "rasterio", "onnx", "onnxruntime", "safetensors", "tensorrt", "ray")
+CORE_PACKAGES = ("torch", "numpy", "safetensors", "rasterio", "affine")
+# Optional packages → the rsinfer extra that installs them (pyproject.toml). TensorRT has none: NVIDIA ships it for
+# CUDA hosts, and it cannot be installed or tested on our machines.
+EXTRAS = {"triton": "triton", "onnx": "onnx", "onnxruntime": "onnx", "ray": "ray", "matplotlib": "plots",
+          "pystac": "stac"}
+NO_EXTRA = {"tensorrt": "NVIDIA's TensorRT 10 for CUDA hosts (no rsinfer extra)"}
+PACKAGES = (*CORE_PACKAGES, *EXTRAS, *NO_EXTRA)
 CPU_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
 
 
@@ -57,10 +63,15 @@ def cpu_model_and_flags() -> tuple[str, tuple[str, ...]]:
 
 
 def package_version(package: str) -> str:
+    """The installed version of `package`, or "not installed — " and how to install it."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
-        return "not installed"
+        if package in EXTRAS:
+            return f"not installed — pip install 'rsinfer[{EXTRAS[package]}]'"
+        if package in NO_EXTRA:
+            return f"not installed — {NO_EXTRA[package]}"
+        return "not installed — a core dependency: reinstall rsinfer"
 
 
 def environment_report() -> EnvironmentReport:

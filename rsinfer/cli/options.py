@@ -126,9 +126,20 @@ def add_sampling(parser: argparse.ArgumentParser, samplers: tuple[str, ...], sam
     parser.add_argument("--steps", type=int, default=steps, help="network evaluations (default %(default)s)")
 
 
+SEED_RANGE = (-2**63, 2**64 - 1)  # what torch's generators take
+
+
+def seed(text: str) -> int:
+    """--seed: an integer a torch generator takes (argparse names this function in its errors: "invalid seed")."""
+    value = int(text)
+    if not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"seeds are integers from -2**63 to 2**64 - 1, got {value}")
+    return value
+
+
 def add_seed(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw and of random weights "
-                                                            "(default %(default)s)")
+    parser.add_argument("--seed", type=seed, default=0,
+                        help="seed of every random draw and of random weights (default %(default)s)")
 
 
 def add_tiling(parser: argparse.ArgumentParser, pipeline: str) -> None:
@@ -153,9 +164,14 @@ class TilingArgs:
 
 
 def tiling_of(args: argparse.Namespace) -> TilingArgs:
-    for flag, value in (("--tile", args.tile), ("--overlap", args.overlap), ("--batch-size", args.batch_size)):
+    """The tiling flags, each checked on its own (negative values named as such); the combination (tile > 2 x
+    overlap) is checked where the pipeline's defaults fill in the rest (`rsinfer.cli.pipeline_run`)."""
+    for flag, value, least in (("--tile", args.tile, 1), ("--overlap", args.overlap, 0),
+                               ("--batch-size", args.batch_size, 1)):
         if value is not None and value < 0:
             raise ValueError(f"{flag} must not be negative, got {value}")
+        if value is not None and value < least:
+            raise ValueError(f"{flag} must be at least {least}, got {value}")
     return TilingArgs(args.tile, args.overlap, args.blend, args.batch_size)
 
 

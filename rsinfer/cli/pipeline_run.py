@@ -1,6 +1,8 @@
 """Running one registered pipeline from parsed arguments: spec → pipeline → `rsinfer.pipelines.run` → one summary line.
 
-Every pipeline subcommand ends here, so they all build, tile, write and report the same way.
+Every pipeline subcommand ends here, so they all build, tile, write and report the same way. Everything that can be
+checked without the networks is checked before they are built or loaded (which can take minutes for large
+checkpoints): the tiling flags, and every output path (`rsinfer.pipelines.runner.check_outputs`).
 """
 
 from __future__ import annotations
@@ -9,21 +11,28 @@ import argparse
 import dataclasses
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rsinfer.cli.options import inputs_of, tiling_of
+
+if TYPE_CHECKING:
+    from rsinfer.pipelines import Tiling
 
 
 def run_pipeline(args: argparse.Namespace, pipeline: str, weights: str | Mapping[str, str],
                  options: Mapping[str, Any], inputs: Mapping[str, str] | None = None) -> int:
     """Build `pipeline` from (weights, options) and run it over the parsed inputs into --out."""
     from rsinfer import pipelines
+    from rsinfer.pipelines.runner import check_outputs
 
     inputs = dict(inputs if inputs is not None else inputs_of(args, pipeline))
     start = time.perf_counter()
+    changes = tiling_of(args).changes()
+    _tiling_with(pipelines.Tiling(*pipelines.entry(pipeline).tiling), changes)
+    check_outputs(args.out, getattr(args, "preview", None), inputs, args.overwrite)
     pipe = pipelines.build(pipelines.PipelineSpec(pipeline, weights, {k: v for k, v in options.items()
                                                                       if v is not None}))
-    tiling = dataclasses.replace(pipe.default_tiling, **tiling_of(args).changes())
+    tiling = _tiling_with(pipe.default_tiling, changes)
     output_options = pipelines.OutputOptions(dtype=getattr(args, "dtype", None), cog=args.cog, overwrite=args.overwrite)
     summary = pipelines.run(pipe, inputs, args.out, tiling=tiling, output_options=output_options,
                             preview=getattr(args, "preview", None), progress=not args.quiet,
@@ -37,3 +46,12 @@ def run_pipeline(args: argparse.Namespace, pipeline: str, weights: str | Mapping
         if getattr(args, "preview", None):
             print(f"wrote {args.preview}")
     return 0
+
+
+def _tiling_with(default: Tiling, changes: Mapping[str, object]) -> Tiling:
+    """The pipeline's default tiling with the flags given; a combination it refuses is named by its flags."""
+    try:
+        return dataclasses.replace(default, **changes)
+    except ValueError as err:
+        given = " ".join(f"--{name.replace('_', '-')} {value}" for name, value in changes.items())
+        raise ValueError(f"{given or 'the default tiling'}: {err}") from None

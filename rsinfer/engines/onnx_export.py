@@ -51,24 +51,31 @@ def network_fingerprint(net: nn.Module, signature: GraphSignature) -> str:
 
 
 def _group_norm_symbolic(g, x, num_groups, weight, bias, eps, cudnn_enabled):
-    """ONNX for aten::group_norm with one group on (B, C, H, W): (x − μ)/√(σ² + eps)·w + b, sums nested per axis."""
+    """ONNX for aten::group_norm on (B, C, H, W): (x − μ)/√(σ² + eps)·w + b per group, sums nested per axis.
+
+    One group (DB-CR's NAFNet normalisation) reduces W, then H, then C of x itself. G groups (CrossDiff's GroupNorm)
+    first view x as (B, G, C/G·H, W) and reduce W, then the rest of the group, then reshape back.
+    """
     from torch.onnx import symbolic_helper
 
     groups = symbolic_helper._get_const(num_groups, "i", "num_groups")
     epsilon = symbolic_helper._get_const(eps, "f", "eps")
     rank = symbolic_helper._get_tensor_rank(x)
-    if groups != 1 or rank not in (None, 4):
-        raise ValueError(f"the ONNX export handles group_norm with 1 group on (B, C, H, W), got {groups} groups, "
-                         f"rank {rank}")
+    if rank not in (None, 4):
+        raise ValueError(f"the ONNX export handles group_norm on (B, C, H, W), got rank {rank}")
+    grouped = x if groups == 1 else g.op("Reshape", x, g.op("Constant", value_t=torch.tensor([0, groups, -1, 0])))
+    axes = (3, 2, 1) if groups == 1 else (3, 2)
 
     def mean(v):
-        for axis in (3, 2, 1):
+        for axis in axes:
             v = g.op("ReduceMean", v, axes_i=[axis], keepdims_i=1)
-        return v  # (B, 1, 1, 1)
+        return v  # (B, 1, 1, 1) or (B, G, 1, 1)
 
-    centered = g.op("Sub", x, mean(x))
+    centered = g.op("Sub", grouped, mean(grouped))
     variance = mean(g.op("Mul", centered, centered))
     out = g.op("Div", centered, g.op("Sqrt", g.op("Add", variance, g.op("Constant", value_t=torch.tensor(epsilon)))))
+    if groups != 1:
+        out = g.op("Reshape", out, g.op("Shape", x))  # back to (B, C, H, W)
     per_channel = g.op("Constant", value_t=torch.tensor([1, 2]))  # (C,) → (C, 1, 1)
     if not symbolic_helper._is_none(weight):
         out = g.op("Mul", out, g.op("Unsqueeze", weight, per_channel))

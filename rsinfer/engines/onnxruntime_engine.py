@@ -13,9 +13,10 @@ def onnxruntime_status() -> EngineStatus:
     try:
         import onnx  # noqa: F401  (export needs it)
         import onnxruntime
-    except ImportError as err:
-        return EngineStatus("onnxruntime", False, f"onnxruntime/onnx are not installed ({err}); "
-                                                  "pip install 'rsinfer[onnx]'")
+    except ImportError as err:  # the onnx extra is missing, or one of its packages cannot load
+        problem = (f"{err.name} is not installed" if isinstance(err, ModuleNotFoundError) and err.name
+                   else f"onnxruntime/onnx cannot be imported ({err})")
+        return EngineStatus("onnxruntime", False, f"{problem}; pip install 'rsinfer[onnx]'")
     return EngineStatus("onnxruntime", True, f"onnxruntime {onnxruntime.__version__}, CPUExecutionProvider, float32")
 
 

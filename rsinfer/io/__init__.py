@@ -17,7 +17,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "gdal_environment": "rsinfer.io.environment",
     "Grid": "rsinfer.io.grid",
     **dict.fromkeys(("SUPPORTED_DTYPES", "InputSpec", "RasterInfo", "RasterInputError", "RasterLike", "RasterSource",
-                     "check_bands", "grid_of", "open_raster", "raster_info", "read_decimated"), "rsinfer.io.source"),
+                     "check_bands", "grid_of", "open_raster", "raster_info", "raster_tags", "read_decimated"),
+                    "rsinfer.io.source"),
     **dict.fromkeys(("BLOCK", "OutputOptions", "RasterWriter", "check_dtype", "check_output", "output_nodata",
                      "write_raster"), "rsinfer.io.writer"),
 })

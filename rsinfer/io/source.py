@@ -33,6 +33,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window as RioWindow
 
+from rsinfer.errors import InputDataError
 from rsinfer.io.grid import Grid
 from rsinfer.io.names import RESAMPLINGS, Resampling
 from rsinfer.tiling import Window
@@ -41,8 +42,9 @@ SUPPORTED_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "floa
 _RIO_RESAMPLING = {"bilinear": RioResampling.bilinear, "nearest": RioResampling.nearest}
 
 
-class RasterInputError(ValueError):
-    """An input raster cannot be used; the message names the file and the problem."""
+class RasterInputError(InputDataError):
+    """An input raster cannot be used; the message names the file and the problem (an `InputDataError`, so a
+    ValueError)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,17 @@ def raster_info(source: RasterLike) -> RasterInfo:
         return RasterInfo(str(source if not isinstance(source, DatasetReader) else source.name), dataset.count,
                           tuple(d or None for d in dataset.descriptions), tuple(dataset.dtypes), dataset.nodata,
                           (dataset.height, dataset.width))
+    finally:
+        if dataset is not source:
+            dataset.close()
+
+
+def raster_tags(source: RasterLike) -> dict[str, str]:
+    """The dataset's metadata tags (GDAL's default domain, e.g. the RSINFER_* provenance tags), opened and closed
+    again."""
+    dataset = open_raster(source)
+    try:
+        return dict(dataset.tags())
     finally:
         if dataset is not source:
             dataset.close()

@@ -194,7 +194,8 @@ class CrossDiffUNet(nn.Module):
         return t
 
     def _embedding(self, t: torch.Tensor) -> torch.Tensor:
-        return F.silu(self.embed(timestep_encoding(t, self.config.inter_dim)))  # (B, embed_dim)
+        encoding = timestep_encoding(t, self.config.inter_dim).to(self.embed[0].weight.dtype)  # float32 angles
+        return F.silu(self.embed(encoding))  # (B, embed_dim)
 
     def _encode(self, x_t: torch.Tensor, cond: torch.Tensor, embedding: torch.Tensor) -> list[torch.Tensor]:
         h1 = self.conv1(torch.cat([x_t, cond], dim=1))  # (B, c0, H, W)

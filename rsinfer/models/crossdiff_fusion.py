@@ -136,8 +136,10 @@ class AttentionBlock(nn.Module):
 
 
 def upsample_area_x2(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, h, w) → (B, C, 2h, 2w) by 'area' interpolation (= nearest for an integer ×2), as upstream does."""
-    return F.interpolate(x, size=(2 * x.shape[-2], 2 * x.shape[-1]), mode="area")
+    """(B, C, h, w) → (B, C, 2h, 2w): upstream's 'area' interpolation, computed as the nearest-neighbour ×2 it equals
+    for an integer factor (each output pixel averages the one input pixel it lies in); nearest exports to ONNX as a
+    Resize, area as an adaptive pooling of dynamic size."""
+    return F.interpolate(x, scale_factor=2.0, mode="nearest")
 
 
 class CrossDiffFusion(nn.Module):

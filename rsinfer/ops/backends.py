@@ -63,11 +63,14 @@ def _probe_ext() -> BackendStatus:
     try:
         _load_table("ext")
         from rsinfer.ops.ext import build_info
-    except ImportError as err:
-        return BackendStatus("ext", False, f"the compiled extension rsinfer._C is not built ({err}); run `make build`")
+    except ImportError as err:  # not built, built for another torch (rsinfer.ops.ext says which), or not loadable
+        if isinstance(err, ModuleNotFoundError) and err.name == "rsinfer._C":
+            return BackendStatus("ext", False, "the compiled extension rsinfer._C is not built; run `make build`")
+        _log.warning("%s", err)  # built but unusable here: say so once, even when `auto` falls back quietly
+        return BackendStatus("ext", False, str(err))
     info = build_info()
     return BackendStatus("ext", True, f"rsinfer._C: {info['simd_selected']} kernels (built {info['simd_compiled']}), "
-                                      f"{info['threads']} OpenMP threads, {info['compiler']}; "
+                                      f"{info['threads']} OpenMP threads, {info['compiler']}, torch {info['torch']}; "
                                       f"CUDA objects: {info['cuda_objects']}")
 
 

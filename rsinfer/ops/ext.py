@@ -9,24 +9,74 @@ for float32, bfloat16 and float16 tensors). This module adds their fake (meta) i
 ``aten::_scaled_dot_product_flash_attention_for_cpu``: online softmax over key blocks in float32, no N×M score
 matrix), the fastest correct CPU attention we have; the extension adds no attention of its own.
 
-Importing this module raises ImportError when the extension is not built (the backend table reports that reason).
+torch's C++ API has no stable ABI across releases, so the extension records the torch it was compiled against (version
+and C++11 ABI flag, a line in the binary) and this module reads that line from the file before loading it: against a
+different torch release or ABI it refuses with one ImportError line saying what to rebuild, instead of failing on
+unresolved symbols or registering ops compiled for other headers. Importing this module raises ModuleNotFoundError when
+the extension is not built, ImportError when it cannot be loaded; the backend table reports either reason.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import mmap
+import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from rsinfer import _C  # registers torch.ops.rsinfer.*; ImportError when not built
-
 __all__ = ["attention", "modulate", "residual_modulate", "add_layernorm", "group_modulate", "accumulate",
-           "build_info"]
+           "build_info", "recorded_torch_build", "check_torch_build"]
+
+# The line csrc/module.cpp embeds: "rsinfer-torch-build: torch=<torch.__version__> cxx11_abi=<0|1>", NUL-terminated.
+_TORCH_BUILD_LINE = re.compile(rb"rsinfer-torch-build: torch=([^\s\x00]+) cxx11_abi=([01])\x00")
+REBUILD_HINT = ("rebuild it against the installed torch: `make build` in a checkout, or "
+                "`pip install --no-build-isolation --force-reinstall --no-deps <rsinfer source>`")
+
+
+def recorded_torch_build(path: str | Path) -> tuple[str, bool]:
+    """(torch version, C++11 ABI flag) that the extension binary at `path` was compiled against, read from the file
+    without loading it; ImportError when the binary records none (built before rsinfer recorded it)."""
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        match = _TORCH_BUILD_LINE.search(data)
+        recorded = None if match is None else (match[1].decode(), match[2] == b"1")
+    if recorded is None:
+        raise ImportError(f"rsinfer._C at {path} does not record the torch it was built against; {REBUILD_HINT}")
+    return recorded
+
+
+def _release(version: str) -> str:
+    return version.partition("+")[0]  # 2.13.0+cpu → 2.13.0: the local label names the wheel variant, not the C++ API
+
+
+def check_torch_build(built: tuple[str, bool], installed: tuple[str, bool]) -> None:
+    """ImportError (one line) unless `built` and `installed` ((torch version, C++11 ABI flag) each) are the same torch
+    release with the same C++ ABI."""
+    (built_version, built_abi), (installed_version, installed_abi) = built, installed
+    if _release(built_version) != _release(installed_version) or built_abi != installed_abi:
+        raise ImportError(f"rsinfer._C was built against torch {built_version} (C++11 ABI {int(built_abi)}) but torch "
+                          f"{installed_version} (C++11 ABI {int(installed_abi)}) is installed; {REBUILD_HINT}")
+
+
+def _load_extension():
+    spec = importlib.util.find_spec("rsinfer._C")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("the compiled extension rsinfer._C is not built", name="rsinfer._C")
+    check_torch_build(recorded_torch_build(spec.origin),
+                      (torch.__version__, bool(torch._C._GLIBCXX_USE_CXX11_ABI)))
+    from rsinfer import _C  # registers torch.ops.rsinfer.*
+
+    return _C
+
+
+_C = _load_extension()
 
 
 def build_info() -> dict[str, str]:
-    """How the extension was built: compiler, OpenMP, threads, SIMD levels compiled and selected, CUDA objects."""
+    """How the extension was built: compiler, OpenMP, threads, SIMD levels compiled and selected, CUDA objects, and
+    the torch version and C++11 ABI flag it was compiled against."""
     return dict(_C.build_info())
 
 

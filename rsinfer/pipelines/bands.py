@@ -9,6 +9,8 @@ The rule (`resolve_bands`):
   layouts and counts allowed;
 - a file described only in part (some bands named, others not) is refused: positions and names would disagree.
 
+Mismatches are `InputDataError`s (the command line's exit status 3), naming the bands needed and found.
+
 A rule without layouts (`count_only`) asks for a number of bands and reads all of them (a panchromatic band, the bands
 of a sensor the pipeline does not name).
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rsinfer.errors import InputDataError
 from rsinfer.io import RasterInfo
 
 Canonical = Callable[[str], "str | None"]
@@ -65,34 +68,34 @@ def resolve_bands(rule: BandRule, info: RasterInfo, input_name: str) -> Resolved
     where = f"input {input_name!r} ({info.path})"
     if not rule.layouts:
         if rule.count is not None and info.count != rule.count:
-            raise ValueError(f"{where} has {info.count} bands; this pipeline needs exactly {rule.count}")
+            raise InputDataError(f"{where} has {info.count} bands; this pipeline needs exactly {rule.count}")
         return ResolvedBands(tuple(range(1, info.count + 1)),
                              tuple(d or f"band {i}" for i, d in enumerate(info.descriptions, 1)), None)
     names = [rule.canonical(d) if d else None for d in info.descriptions]
     if all(n is None for n in names):
         by_count = [layout for layout in rule.layouts if len(layout.bands) == info.count]
         if not by_count:
-            raise ValueError(f"{where} has {info.count} bands and no band descriptions; expected a standard layout "
+            raise InputDataError(f"{where} has {info.count} bands and no band descriptions; expected a standard layout "
                              f"by band count — {_layout_listing(rule.layouts)}")
         layout = by_count[0]
         names = list(layout.bands)
     else:
         unnamed = [i for i, n in enumerate(names, 1) if n is None]
         if unnamed:
-            raise ValueError(f"{where}: bands {unnamed} have no recognisable band name (descriptions "
+            raise InputDataError(f"{where}: bands {unnamed} have no recognisable band name (descriptions "
                              f"{list(info.descriptions)}); describe every band or none")
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
-            raise ValueError(f"{where}: bands {repeated} are described more than once ({list(info.descriptions)})")
+            raise InputDataError(f"{where}: bands {repeated} are described more than once ({list(info.descriptions)})")
         layout = next((lay for lay in rule.layouts if set(lay.bands) == set(names)), None)
         if rule.wanted is None and layout is None:
-            raise ValueError(f"{where}: its bands {names} are not the bands of a layout this pipeline takes — "
+            raise InputDataError(f"{where}: its bands {names} are not the bands of a layout this pipeline takes — "
                              f"{_layout_listing(rule.layouts)}")
     if rule.wanted is None:  # the whole layout, in the file's own order
         return ResolvedBands(tuple(range(1, info.count + 1)), tuple(names), layout)
     wanted = list(rule.wanted)
     missing = [band for band in wanted if band not in names]
     if missing:
-        raise ValueError(f"{where}: bands {missing} are missing; needed {wanted}, found {names}")
+        raise InputDataError(f"{where}: bands {missing} are missing; needed {wanted}, found {names}")
     indexes = tuple(names.index(band) + 1 for band in wanted)
     return ResolvedBands(indexes, tuple(wanted), layout)

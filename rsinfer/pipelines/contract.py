@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from rsinfer.engines.names import EngineKind, Precision, ThreadWait
+from rsinfer.engines.names import EngineKind, MemoryFormat, Precision, ThreadWait
 from rsinfer.io import InputSpec, OutputDtype, RasterInfo, Resampling
 from rsinfer.ops.names import Backend
 from rsinfer.pipelines.bands import BandRule
@@ -78,20 +78,22 @@ class ScenePlan:
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """How a pipeline's networks run (`rsinfer.engines.create_engine`): the engine, precision and ops backend, ONNX
-    Runtime's intra-op threads and how they idle, and where exported graphs are cached (None: not cached). Pipelines
-    with networks derive their `Options` from it."""
+    """How a pipeline's networks run (`rsinfer.engines.create_engine`): the engine, precision, activation layout of the
+    PyTorch engines (None: the engine's own) and ops backend, ONNX Runtime's intra-op threads and how they idle, and
+    where exported graphs are cached (None: not cached). Pipelines with networks derive their `Options` from it."""
 
     engine: EngineKind = "torch"
     precision: Precision = "float32"
+    memory_format: MemoryFormat | None = None
     backend: Backend = "auto"
     threads: int | None = None
     thread_wait: ThreadWait = "spin"
     cache_dir: str | None = None
 
     def engine_kwargs(self) -> dict[str, Any]:
-        return {"precision": self.precision, "backend": self.backend, "cache_dir": self.cache_dir,
-                "threads": self.threads, "thread_wait": self.thread_wait}
+        """Every keyword of `create_engine` but the engine kind."""
+        return {"precision": self.precision, "memory_format": self.memory_format, "backend": self.backend,
+                "cache_dir": self.cache_dir, "threads": self.threads, "thread_wait": self.thread_wait}
 
 
 def scene_tile_count(shape: tuple[int, int], tiling: Tiling) -> int:
@@ -134,10 +136,15 @@ class ScenePipeline(ABC):
     Options: ClassVar[type]  # frozen dataclass of the pipeline's options
     default_tiling: ClassVar[Tiling] = Tiling()
     has_networks: ClassVar[bool] = True  # False: no weights at all (spec weights "none")
+    demo_weights: ClassVar[str | None] = None  # what spec weights "demo" means (`rsinfer.pipelines.demo_weights`)
 
     def __init__(self, spec: PipelineSpec) -> None:
         if spec.name != self.name:
             raise ValueError(f"spec names pipeline {spec.name!r}, not {self.name!r}")
+        if spec.weights == "demo":
+            if self.demo_weights is None:
+                raise ValueError(f"pipeline {self.name!r} has no demo weights; give trained weights or random ones")
+            spec = PipelineSpec(spec.name, f"demo:{self.demo_weights}", spec.options)
         self.spec = spec
         self.options = options_from(self.Options, spec.options, self.name)
         self.weights = spec.parsed_weights()

@@ -22,6 +22,7 @@ from rsinfer.pipelines.bands import resolve_bands
 from rsinfer.pipelines.contract import (EngineOptions, InputContract, OutputContract, ScenePipeline, ScenePlan,
                                        scene_tile_count)
 from rsinfer.pipelines.dbcr import DbCr, SamplerName, SamplingPlan
+from rsinfer.pipelines.demo_weights import demo_card
 from rsinfer.pipelines.microbatch import balanced_batch
 from rsinfer.pipelines.sentinel import (denormalise_s2, detect_s1_scale, normalise_s1, normalise_s2, s1_bands,
                                         s2_bands, s2_layout)
@@ -50,6 +51,7 @@ class Decloud(ScenePipeline):
     name = "decloud"
     model = "DB-CR"
     Options = DecloudOptions
+    demo_weights = "dbcr-demo"
 
     def __init__(self, spec: PipelineSpec, dbcr: DbCr | None = None) -> None:
         super().__init__(spec)
@@ -57,10 +59,17 @@ class Decloud(ScenePipeline):
         if dbcr is None:
             kwargs = dict(plan=SamplingPlan(o.sampler, o.steps, o.eta, o.seed), engine=o.engine,
                           **o.engine_kwargs(), tile=self.default_tiling.tile,
-                          batch_size=self.default_tiling.batch_size, network=dict(o.network or {}))
+                          batch_size=self.default_tiling.batch_size,
+                          network={**self._preset(), **dict(o.network or {})})
             dbcr = (DbCr.with_random_weights(self.weights.seed, **kwargs) if self.weights.random
                     else DbCr.from_checkpoint(self.weights.file(), **kwargs))
         self.dbcr = dbcr
+
+    def _preset(self) -> dict[str, str]:
+        """The network preset demo weights were trained with (their model card's ``preset``)."""
+        if self.weights.demo is None:
+            return {}
+        return {"preset": demo_card(self.weights.demo)["preset"]}
 
     @classmethod
     def around(cls, dbcr: DbCr, s1_scale: S1Scale = "auto") -> Decloud:

@@ -83,7 +83,7 @@ from rsinfer.models.crossdiff import WRAPPER_PREFIX, CrossDiffUNet
 from rsinfer.models.crossdiff_fusion import CrossDiffFusion
 from rsinfer.ops import Backend
 from rsinfer.pipelines.bands import BandRule, resolve_bands
-from rsinfer.pipelines.contract import InputContract, OutputContract, ScenePipeline, ScenePlan
+from rsinfer.pipelines.contract import EngineOptions, InputContract, OutputContract, ScenePipeline, ScenePlan
 from rsinfer.pipelines.crossdiff import DEFAULT_DN_SCALE, RATIO, CrossDiff
 from rsinfer.pipelines.spec import PipelineSpec, Weights
 from rsinfer.scene import Tiles
@@ -101,23 +101,15 @@ ALIGNMENT_TOLERANCE = 1e-3  # of an MS pixel: an MS origin closer than this to t
 
 
 @dataclass(frozen=True)
-class PansharpenOptions:
+class PansharpenOptions(EngineOptions):
     """sensor: a name of `rsinfer.sensors` whose DN scale applies; dn_scale: the DN that maps to 1 (give one of the
-    two; neither: the official 2047). seed: the feature noise and random weights. engine, precision, memory_format,
-    backend, threads, thread_wait, cache_dir: how the three networks run (`rsinfer.engines.create_engine`;
-    memory_format None: the engine's own layout, NCHW for torch, channels-last for compile). network: sizes of
-    random networks (channels, inner_channel, embed_dim, inter_dim); checkpoints carry their own."""
+    two; neither: the official 2047). seed: the feature noise and random weights. The `EngineOptions`: how the three
+    networks run. network: sizes of random networks (channels, inner_channel, embed_dim, inter_dim); checkpoints
+    carry their own."""
 
     sensor: str | None = None
     dn_scale: float | None = None
     seed: int = 0
-    engine: EngineKind = "torch"
-    precision: Precision = "float32"
-    memory_format: MemoryFormat | None = None
-    backend: Backend = "auto"
-    threads: int | None = None
-    thread_wait: ThreadWait = "spin"
-    cache_dir: str | None = None
     network: Mapping[str, Any] | None = None
 
 
@@ -432,10 +424,6 @@ class Pansharpen(ScenePipeline):
     def __init__(self, spec: PipelineSpec) -> None:
         super().__init__(spec)
         o = self.options
-        if o.precision != "float32":  # the U-Net's time embedding enters its Linear in float32 whatever the weights
-            raise ValueError(f"CrossDiff runs in float32 only (got precision {o.precision!r}): the U-Nets' "
-                             f"sinusoidal time encoding is float32 and meets {o.precision} weights "
-                             f"(rsinfer.models.crossdiff)")
         self.dn_scale = resolve_dn_scale(o.sensor, o.dn_scale)
         self._served: dict[int, ServedCrossDiff] = {}
         self.bands: int | None = None  # the weights' band count (None: random weights, any count)
@@ -451,9 +439,8 @@ class Pansharpen(ScenePipeline):
 
     def _serve(self, p2m: CrossDiffUNet, m2p: CrossDiffUNet, fusion: CrossDiffFusion) -> ServedCrossDiff:
         o = self.options
-        return ServedCrossDiff(p2m, m2p, fusion, self.dn_scale, o.seed, engine=o.engine, precision=o.precision,
-                               memory_format=o.memory_format, backend=o.backend, cache_dir=o.cache_dir,
-                               threads=o.threads, thread_wait=o.thread_wait, tile=self.default_tiling.tile,
+        return ServedCrossDiff(p2m, m2p, fusion, self.dn_scale, o.seed, engine=o.engine, **o.engine_kwargs(),
+                               tile=self.default_tiling.tile,
                                batch_size=self.default_tiling.batch_size)
 
     def crossdiff(self, bands: int) -> ServedCrossDiff:

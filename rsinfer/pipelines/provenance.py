@@ -3,9 +3,11 @@ of untrained networks, and the warning that goes with them.
 
 Tags:
 - ``RSINFER_VERSION``, ``RSINFER_PIPELINE`` (registry name), ``RSINFER_MODEL``;
+- ``RSINFER_SPEC``: the `PipelineSpec` (name, weights, options) as JSON, from which the pipeline is rebuilt
+  (`PipelineSpec.from_json`); `rsinfer batch --resume` compares it;
 - ``RSINFER_WEIGHTS``: ``sha256:<hex>`` of the weights file (several files: ``part=sha256:<hex>`` joined by spaces in
   part order; a directory: each file in it), ``random:seed=<n>`` for seeded untrained networks, ``none`` for
-  pipelines without a network;
+  pipelines without a network, ``demo:<name>`` for the demo weights trained here;
 - ``RSINFER_SAMPLER``, ``RSINFER_STEPS``, ``RSINFER_SEED``, ``RSINFER_ENGINE``, ``RSINFER_PRECISION``: from the
   pipeline (`ScenePipeline.run_tags`), where they apply;
 - ``RSINFER_TILING``: JSON of the `Tiling` used;
@@ -30,6 +32,7 @@ from rsinfer.pipelines.spec import Weights
 from rsinfer.tiling import Tiling
 
 RANDOM_WEIGHTS_BANNER = "RANDOM WEIGHTS - NOT A TRAINED MODEL"
+DEMO_WEIGHTS_BANNER = "DEMO WEIGHTS - TRAINED ON ONE SCENE"
 _log = logging.getLogger("rsinfer.pipelines")
 _CHUNK = 1 << 22
 
@@ -56,6 +59,8 @@ def _is_remote(path: str) -> bool:
 def weights_tag(weights: Weights) -> str:
     if weights.none:
         return "none"
+    if weights.demo is not None:
+        return f"demo:{weights.demo}"
     if weights.random:
         return f"random:seed={weights.seed}"
     parts = []
@@ -82,7 +87,8 @@ def inputs_tag(inputs: Mapping[str, str | os.PathLike]) -> str:
 
 
 def provenance_tags(*, pipeline: str, model: str, weights: Weights, run_tags: Mapping[str, str], tiling: Tiling,
-                    inputs: Mapping[str, str | os.PathLike], command: Sequence[str] | None = None) -> dict[str, str]:
+                    inputs: Mapping[str, str | os.PathLike], command: Sequence[str] | None = None,
+                    spec: str | None = None) -> dict[str, str]:
     """Every RSINFER_* tag of one output (see the module docstring)."""
     from rsinfer import __version__
 
@@ -90,14 +96,21 @@ def provenance_tags(*, pipeline: str, model: str, weights: Weights, run_tags: Ma
             "RSINFER_WEIGHTS": weights_tag(weights), **run_tags,
             "RSINFER_TILING": json.dumps(dataclasses.asdict(tiling)), "RSINFER_INPUTS": inputs_tag(inputs),
             "RSINFER_CREATED": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    if spec is not None:
+        tags["RSINFER_SPEC"] = spec
     if command is not None:
         tags["RSINFER_COMMAND"] = shlex.join(command)
     return tags
 
 
 def weights_banner(weights: Weights) -> str | None:
-    """The text burnt into previews of outputs that did not come from trained weights."""
-    return RANDOM_WEIGHTS_BANNER if weights.random else None
+    """The text burnt into previews, by kind of weights: random and demo weights are labelled; a user's trained
+    weights, and pipelines without networks, are not."""
+    if weights.random:
+        return RANDOM_WEIGHTS_BANNER
+    if weights.demo is not None:
+        return DEMO_WEIGHTS_BANNER
+    return None
 
 
 def warn_untrained(pipeline: str, weights: Weights) -> None:

@@ -6,6 +6,8 @@
 `weights` says where the networks' parameters come from:
 - ``"none"``: the pipeline has no network (spectral indices);
 - ``"random:SEED"``: seeded, untrained networks (smoke runs and benchmarks; outputs are labelled);
+- ``"demo:NAME"`` or ``"demo"`` (the pipeline's own): small networks trained here on the bundled data
+  (`rsinfer.pipelines.demo_weights`; outputs are labelled);
 - a path: one checkpoint file, or a directory holding the family's official file names;
 - a mapping part → path, for pipelines with several networks (COP-GEN-Beta's network and VAE).
 
@@ -45,6 +47,7 @@ class Weights:
 
     seed: int | None = None
     files: tuple[tuple[str, str], ...] = ()
+    demo: str | None = None  # the demo name (`files` then holds its file)
 
     @property
     def random(self) -> bool:
@@ -52,7 +55,7 @@ class Weights:
 
     @property
     def none(self) -> bool:
-        return self.seed is None and not self.files
+        return self.seed is None and not self.files and self.demo is None
 
     def file(self, part: str = "") -> Path:
         """The path of one part ("" = the single file or directory)."""
@@ -88,6 +91,11 @@ class PipelineSpec:
         if isinstance(self.weights, str):
             if self.weights == "none":
                 return Weights()
+            if self.weights.startswith("demo:"):
+                from rsinfer.pipelines.demo_weights import demo_path
+
+                name = self.weights.partition(":")[2]
+                return Weights(files=(("", str(demo_path(name))),), demo=name)
             match = _RANDOM.match(self.weights)
             if match:
                 return Weights(seed=int(match.group(1)))

@@ -16,12 +16,16 @@ forms of the tiling and writing keywords.
 - **Grid**: the output uses the CRS, transform and shape of input `grid` (default: the first). Other inputs are read
   directly when on that grid, else resampled on the fly through a GDAL WarpedVRT; an input that does not overlap the
   grid is an error, partial overlap leaves nodata.
-- **Tiles**: `rsinfer.tiling.plan_windows` (border windows shifted inward); scenes smaller than a tile are padded
-  (as nodata) to one tile and cropped back. `tile > 2·overlap`. `Tiling(tile=None)`: the whole grid as one tile (for
+- **Tiles**: `rsinfer.tiling.plan_windows` (border windows shifted inward); a tile larger than the scene shrinks to
+  the scene's longer side, rounded up to the multiple the inputs' scales (and `fn.tile_multiple`) need
+  (`fit_tiling`); a scene smaller than that is padded (as nodata) to one tile and cropped back. `tile > 2·overlap`.
+  `Tiling(tile=None)`: the whole grid as one tile (for
   jobs that need the whole scene; memory then grows with it).
 - **Nodata**: a pixel is valid when every band of every input is valid (not nodata, not NaN, covered). All-nodata
   tiles are not run (written as nodata); in partly invalid tiles fn sees each band's tile mean in place of invalid
-  pixels, and the output is nodata there. Output nodata: `nodata`, else the grid input's, else NaN (float dtypes).
+  pixels, and the output is nodata there. Output nodata: `nodata`, else the grid input's, else NaN (float dtypes). A
+  valid pixel that fn returns as NaN or Inf fails the run (`InputDataError`, naming the pixel); a valid value equal to
+  the nodata value is moved one step off it, so no valid pixel reads back as nodata.
 - **Blending**: weighted overlap-add through `rsinfer.ops.accumulate`, normalised by the accumulated weight; "crop"
   keeps each tile's interior (exact for a receptive field ≤ overlap/2). See `rsinfer.tiling.blend`.
 - **Streaming**: windows are read up to two batches ahead on a reader thread; fn runs on the calling thread; a

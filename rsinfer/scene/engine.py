@@ -4,6 +4,16 @@ plan windows (row-major) ► read (one read-ahead thread) ► run `fn` on batche
 threads) ► blend into 256 × 256 output blocks and write each block once every tile touching it is done (one
 merge-and-write thread) ► rename the finished file.
 
+Failures. A read that GDAL cannot complete (a truncated or corrupt input) raises `InputDataError` naming the file; a
+tile function that returns NaN or Inf at a pixel where every input was valid raises `InputDataError` (nothing is
+written in its place: a broken network must not produce a plausible-looking raster); running out of memory raises
+`OutputError` naming the tile and batch size to lower. Every failure and every interrupt removes the temporary files.
+A scene whose tiles are all nodata is written as nodata with a warning.
+
+A tile larger than the scene shrinks to the scene's longer side, rounded up to a multiple that keeps every input's
+pixels whole and fits the tile function (`fit_tiling`): the same single tile, without computing up to 256x the
+pixels as padding.
+
 Memory held is a few tile batches plus about one row of 256 × 256 blocks across the scene: it does not grow with the
 scene height, and only that row grows with its width. The two I/O threads spend their time in GDAL (which releases
 the GIL) and numpy; the merge thread's torch ops run single-threaded (`torch.set_num_threads` is per thread under
@@ -14,6 +24,7 @@ OpenMP), so they neither take fn's intra-op threads nor stall at a parallel barr
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -26,8 +37,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rsinfer.io import (BLOCK, Grid, OutputDtype, OutputOptions, RasterSource, RasterWriter, check_output,
-                        gdal_environment, output_nodata)
+from rsinfer.errors import InputDataError, OutputError
+from rsinfer.files import OutputGroup
+from rsinfer.io import (BLOCK, Grid, InputSpec, OutputDtype, OutputOptions, RasterSource, RasterWriter, check_output,
+                        gdal_environment, output_nodata, raster_info)
 from rsinfer.scene.inputs import Inputs, check_tile_scales, close_all, input_specs_of, open_inputs
 from rsinfer.scene.progress import Progress
 from rsinfer.scene.tiles import TileBatch, TileFunction, Tiles, read_batch
@@ -80,8 +93,10 @@ class _SceneJob:
     """One run of `fn` over a scene; `run_scene` builds it and calls `run()` once."""
 
     def __init__(self, fn: SceneFn, sources: Mapping[str, RasterSource], grid: Grid, output: Path, tiling: Tiling,
-                 options: OutputOptions, tags: Mapping[str, str], progress: bool) -> None:
-        self.fn, self.sources, self.grid, self.output = fn, sources, grid, output
+                 options: OutputOptions, tags: Mapping[str, str], progress: bool,
+                 outputs: OutputGroup | None = None) -> None:
+        self.fn, self.sources, self.grid, self.output, self.outputs = fn, sources, grid, output, outputs
+        self.tiling = tiling
         self.overlap, self.blend, self.batch_size = tiling.overlap, tiling.blend, tiling.batch_size
         self.options, self.tags = options, tags
         self.nodata = output_nodata(options.nodata, grid, options.dtype)
@@ -119,23 +134,39 @@ class _SceneJob:
             while self.merges:
                 self.merges.popleft().result()
             self.merge_pool.shutdown()
-            path = self.writer.commit()
-        except BaseException:
+            path = self.writer.commit(self.outputs)
+        except BaseException as err:
             reader.shutdown(wait=True, cancel_futures=True)
             self.merge_pool.shutdown(wait=True, cancel_futures=True)
             if self.writer is not None:
                 self.writer.abort()
+            if _out_of_memory(err):
+                raise self._memory_error() from err
             raise
         finally:
             reader.shutdown()
             self.progress.close()
         seconds = time.perf_counter() - start
         _log.info("%s: %d tiles run, %d skipped in %.1f s", path, self.tiles_run, self.tiles_skipped, seconds)
+        if self.tiles_run == 0:
+            _log.warning("%s: every tile is nodata (no pixel is valid in every input), so the output is entirely "
+                         "nodata", path)
         return OutputSummary(path, (self.channels, self.grid.height, self.grid.width), self.tiles_run,
                              self.tiles_skipped, seconds, self.held.peak)
 
+    def _memory_error(self) -> OutputError:
+        if self.tiling.tile is None:
+            return OutputError(f"out of memory running the whole {self.grid.height} x {self.grid.width} scene as one "
+                               "tile")
+        return OutputError(f"out of memory with tiles of {self.tiling.tile} x {self.tiling.tile} pixels, "
+                           f"{self.batch_size} per call: lower {{tile}} or {{batch_size}}", tile=None,
+                           batch_size=None)
+
     def _read(self, windows: Sequence[Window]) -> TileBatch:
-        batch = read_batch(self.sources, windows, self.shape)
+        try:
+            batch = read_batch(self.sources, windows, self.shape)
+        except OSError as err:
+            raise read_failure(err, {name: source.name for name, source in self.sources.items()}) from err
         self.held.set(id(batch), batch.nbytes)
         return batch
 
@@ -158,6 +189,8 @@ class _SceneJob:
     def _consume(self, batch: TileBatch) -> None:
         count = batch.valid.shape[0]
         outputs = self._run_fn(batch) if count else None
+        if outputs is not None:
+            _check_finite(outputs, torch.from_numpy(batch.valid), batch.windows())
         if outputs is not None and self.writer is None:
             self._open_output(outputs.shape[1])
         for _, index in batch.entries:
@@ -196,10 +229,9 @@ class _SceneJob:
             finished += self.merger.add(outputs[index, :, :h, :w], window, weight)
         self.held.drop(part)
         self.held.set("canvas", self.merger.nbytes)
-        fill = 0 if self.nodata is None else self.nodata
         for block in finished:
             values = block.values.numpy()  # the block owns its values: masked in place
-            values[:, ~np.isfinite(values).all(axis=0)] = fill  # NaN: no tile covered it, or fn gave NaN
+            values[:, ~np.isfinite(values).all(axis=0)] = np.nan  # no valid tile pixel covered it: nodata
             self.writer.write(values, block.window)
 
     def _probe_channels(self) -> int:
@@ -228,6 +260,57 @@ class _SceneJob:
                                np.zeros((0, *self.shape), dtype=bool))
 
 
+def read_failure(err: OSError, inputs: Mapping[str, str | os.PathLike]) -> InputDataError:
+    """A read GDAL could not complete (`err`, a truncated or corrupt file) as the user sees it: the input, when GDAL's
+    message names its file ("in.tif, band 3: IReadBlock failed at ..."), and GDAL's reason."""
+    detail = str(err.__cause__ or err).strip().rstrip(".")
+    named = [(name, path) for name, path in inputs.items() if detail.startswith(os.path.basename(os.fspath(path)))]
+    where = f"input {named[0][0]!r} ({named[0][1]})" if len(named) == 1 else "the inputs"
+    return InputDataError(f"reading {where} failed: {detail} (a truncated or corrupt file?)")
+
+
+def _check_finite(out: torch.Tensor, valid: torch.Tensor, windows: Sequence[Window]) -> None:
+    """Refuse NaN or Inf in `out` (B, C, h, w) at pixels where every input was valid, `valid` (B, h, w)."""
+    broken = ~torch.isfinite(out).all(dim=1) & valid  # (B, h, w)
+    if not broken.any():
+        return
+    tile, row, col = (int(i) for i in broken.nonzero()[0])
+    place = f" (first at row {windows[tile].row + row}, col {windows[tile].col + col})" if tile < len(windows) else ""
+    raise InputDataError(f"the computation gave NaN or Inf at {int(broken.sum())} pixels where every input was "
+                         f"valid{place}: the weights or the inputs hold NaN or Inf, or a reduced precision "
+                         "overflowed; nothing was written")
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """numpy's MemoryError, or torch's CPU allocator failing (a RuntimeError) or its OutOfMemoryError."""
+    return (isinstance(err, MemoryError) or isinstance(err, getattr(torch, "OutOfMemoryError", MemoryError))
+            or (isinstance(err, RuntimeError) and "can't allocate memory" in str(err)))
+
+
+def tile_multiple(specs: Mapping[str, InputSpec], fn: SceneFn) -> int:
+    """The multiple every tile side must be: whole pixels of every input read at a coarser scale (4 for a 4x coarser
+    input), and `fn.tile_multiple` when the tile function states one."""
+    multiple = int(getattr(fn, "tile_multiple", 1) or 1)
+    for spec in specs.values():
+        if spec.scale < 1:
+            multiple = math.lcm(multiple, round(1 / spec.scale))
+    return multiple
+
+
+def fit_tiling(tiling: Tiling, shape: tuple[int, int], multiple: int = 1) -> Tiling:
+    """`tiling` with a tile larger than a scene of `shape` (height, width) shrunk to the scene's longer side rounded up
+    to `multiple`, and the overlap to what that tile allows (a multiple of `multiple` below half the tile). Either way
+    the scene is one tile along its longer side, so only the padding changes."""
+    if tiling.tile is None:
+        return tiling
+    side = -(-max(shape) // multiple) * multiple
+    if tiling.tile <= side:
+        return tiling
+    overlap = min(tiling.overlap, (side - 1) // 2 // multiple * multiple)
+    _log.info("tile %d is larger than the %d x %d scene: using %d (overlap %d)", tiling.tile, *shape, side, overlap)
+    return replace(tiling, tile=side, overlap=overlap)
+
+
 def _tiling_of(tiling: Tiling | None, tile, overlap, blend, batch_size) -> Tiling:
     given = {name: value for name, value in (("tile", tile), ("overlap", overlap), ("blend", blend),
                                              ("batch_size", batch_size)) if value is not _UNSET}
@@ -253,31 +336,36 @@ def run_scene(fn: SceneFn, inputs: Inputs, output: str | os.PathLike, grid: str 
               bands: Mapping[str, Sequence[int]] | None = None, nodata: float | None = _UNSET,
               dtype: OutputDtype = _UNSET, cog: bool = _UNSET, overwrite: bool = _UNSET, progress: bool = True, *,
               tiling: Tiling | None = None, output_options: OutputOptions | None = None,
-              tags: Mapping[str, str] | None = None) -> OutputSummary:
+              tags: Mapping[str, str] | None = None, outputs: OutputGroup | None = None) -> OutputSummary:
     """Run `fn` over every tile of the scene and write the blended result on the grid of input `grid`.
 
     fn(batch) takes {name: (B, C_i, h_i, w_i) float32} — h_i = tile · scale of that input, see `InputSpec` — and
     returns (B, C_out, tile, tile) on the output grid; a `TileFunction` gets `Tiles` (the same tensors plus masks and
     windows) instead. Optional attributes of fn: `input_specs` (name → InputSpec), `band_descriptions` (C_out
-    strings), `output_tags` (metadata written to the file), `out_channels` (used only when every tile is nodata).
+    strings), `output_tags` (metadata written to the file), `out_channels` (used only when every tile is nodata),
+    `tile_multiple` (the tile sides it accepts, used when a tile larger than the scene is shrunk: `fit_tiling`).
 
     Tiling: `tiling=Tiling(tile, overlap, blend, batch_size)` or the same four as keywords (defaults 256, 32, "cosine",
     4). Writing: `output_options=OutputOptions(dtype, nodata, cog, overwrite, compress)` or dtype/nodata/cog/overwrite
-    as keywords (default dtype float32). `tags` are written into the file (over fn's `output_tags`). See the package
-    docstring for nodata, blending and output rules.
+    as keywords (default dtype float32). `tags` are written into the file (over fn's `output_tags`). `outputs`: an
+    `OutputGroup` that moves the finished raster into place with the caller's other outputs (None: moved at once).
+    See the package docstring for nodata, blending and output rules.
     """
     tiling = _tiling_of(tiling, tile, overlap, blend, batch_size)
     options = _output_options_of(output_options, nodata, dtype, cog, overwrite)
     if options.dtype is None:
         options = replace(options, dtype="float32")
+    output = check_output(output, options.overwrite)
     specs = input_specs_of(fn, list(inputs))
-    if tiling.tile is not None:
-        check_tile_scales(specs, tiling.tile)
     with gdal_environment():
+        grid_name = next(iter(inputs), None) if grid is None else grid
+        if tiling.tile is not None and grid_name in inputs:
+            tiling = fit_tiling(tiling, raster_info(inputs[grid_name]).shape, tile_multiple(specs, fn))
+        if tiling.tile is not None:
+            check_tile_scales(specs, tiling.tile)
         the_grid, sources = open_inputs(inputs, grid, bands, specs, pad_to=tiling.tile)
         try:
-            output = check_output(output, options.overwrite)
-            job = _SceneJob(fn, sources, the_grid, output, tiling, options, dict(tags or {}), progress)
+            job = _SceneJob(fn, sources, the_grid, output, tiling, options, dict(tags or {}), progress, outputs)
             return job.run()
         finally:
             close_all(sources)

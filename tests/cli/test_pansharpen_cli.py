@@ -65,8 +65,9 @@ def test_tiled_run_with_a_weights_directory(pair, tmp_path) -> None:
     assert "RSINFER_SENSOR" not in tags
 
 
-def _bad(args: list[str], capsys) -> str:
-    assert main(args) == 2
+def _bad(args: list[str], capsys, status: int = 2) -> str:
+    """The command fails with `status` (2: a usage error; 3: unusable input data) and one line on stderr."""
+    assert main(args) == status
     return capsys.readouterr().err
 
 
@@ -84,7 +85,7 @@ def test_bad_inputs_are_clear_errors(pair, tmp_path, capsys) -> None:
     err = _bad(["pansharpen", "--pan", str(pair.pan_path), "--ms", str(ratio2), *common], capsys)
     assert "the MS pixel is 2 x 2 PAN pixels" in err and "exactly 4" in err
     pan3 = write_raster(tmp_path / "pan3.tif", np.concatenate([pan] * 3), pan_transform, crs)
-    err = _bad(["pansharpen", "--pan", str(pan3), "--ms", str(pair.ms_path), *common], capsys)
+    err = _bad(["pansharpen", "--pan", str(pan3), "--ms", str(pair.ms_path), *common], capsys, status=3)
     assert "has 3 bands; this pipeline needs exactly 1" in err
     write_official_runs(tmp_path / "experiments4", bands=4)
     err = _bad(["pansharpen", "--pan", str(pair.pan_path), "--ms", str(pair.ms_path), "--out", out, "--weights",

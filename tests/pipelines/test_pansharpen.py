@@ -180,7 +180,6 @@ def test_dn_scale_comes_from_the_sensor_or_the_option(options, scale) -> None:
     ({"dn_scale": 0}, "positive"),
     ({"network": {"width": 8}}, "unknown CrossDiff network option"),
     ({"engine": "tvm"}, "choose one of"),
-    ({"precision": "bfloat16"}, "float32 only"),
 ])
 def test_bad_options_are_named(options, message) -> None:
     with pytest.raises(ValueError, match=message):

@@ -143,7 +143,8 @@ def test_dem_reprojected_onto_a_grid_in_another_crs(tmp_path):
 
 
 def test_scene_smaller_than_one_tile(tmp_path):
-    """The 268x217 SAR scene with a 512 tile: padded, run once, cropped back; nodata -99 carried through."""
+    """The 268x217 SAR scene with a 512 tile: the tile shrinks to the scene's 268-pixel side, runs once padded to
+    268², is cropped back; nodata -99 carried through."""
     seen = []
 
     def double(batch):
@@ -158,7 +159,7 @@ def test_scene_smaller_than_one_tile(tmp_path):
     raw = raw.astype(np.float64)
     out = tmp_path / "sar.tif"
     summary = run_scene(double, {"vv": sar}, out, tile=512, overlap=32, progress=False)
-    assert seen == [(1, 1, 512, 512)] and summary.tiles_run == 1
+    assert seen == [(1, 1, 268, 268)] and summary.tiles_run == 1
     values, profile, _, _ = _read(out)
     valid = raw != -99
     assert 0 < (~valid).sum() and profile["nodata"] == -99

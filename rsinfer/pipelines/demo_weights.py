@@ -1,0 +1,39 @@
+"""Demo weights: small networks trained in this repository on the bundled data (weights/README.md), named
+``demo:NAME`` in a `PipelineSpec` or ``--weights demo`` on the command line (each pipeline names its default).
+
+The files ship inside the package as `rsinfer/weights/` (a wheel) and live in the checkout's top-level `weights/`
+folder; each carries its model card in its safetensors metadata, whose ``preset`` key names the network preset.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import rsinfer
+
+
+def demo_directories() -> tuple[Path, ...]:
+    """Where demo weights are looked for: the installed package's `weights/`, then the checkout's."""
+    package = Path(rsinfer.__file__).resolve().parent
+    return tuple(d for d in (package / "weights", package.parent / "weights") if d.is_dir())
+
+
+def demo_names() -> tuple[str, ...]:
+    return tuple(sorted({p.stem for d in demo_directories() for p in d.glob("*.safetensors")}))
+
+
+def demo_path(name: str) -> Path:
+    """The file of demo weights `name`; an unknown name lists the known ones."""
+    for directory in demo_directories():
+        path = directory / f"{name}.safetensors"
+        if path.is_file():
+            return path
+    raise ValueError(f"no demo weights named {name!r}; available: {list(demo_names()) or 'none (not installed)'}")
+
+
+def demo_card(name: str) -> dict[str, str]:
+    """The model card of demo weights `name` (the file's safetensors metadata)."""
+    with open(demo_path(name), "rb") as handle:
+        header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
+    return dict(header.get("__metadata__", {}))
