@@ -6,8 +6,8 @@ Sen1Floods11 chip, with the 2 torch threads the pins were made with (thread coun
 with the same features as the one that made the pins the rasters are equal **bit for bit** (checked here). Elsewhere
 convolution and GEMM kernels differ in their last bits, which a random-weight network amplifies, so there the index
 must still be bit-identical and the networks agree within 2e-2 relative L2, with the reason in the failure message.
-One deliberate change came after the pins (issue 16): a valid cloud-removal DN equal to the nodata value 0 is now written as 1, so no valid pixel reads
-back as a hole; the test applies that rule to the pinned rasters.
+One deliberate change came after the pins (issue 16): a valid cloud-removal DN equal to the nodata value 0 is now
+written as 1, so no valid pixel reads back as a hole; the test applies that rule to the pinned rasters.
 """
 
 from __future__ import annotations
