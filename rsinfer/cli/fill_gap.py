@@ -23,10 +23,9 @@ from rsinfer.cli import options
 from rsinfer.cli.options import default_cache_dir
 from rsinfer.cli.pipeline_run import run_pipeline
 from rsinfer.pipelines import entry
-from rsinfer.pipelines.vocabulary import S1_SCALES
+from rsinfer.pipelines.vocabulary import FILL_GAP_TASKS, S1_SCALES
 
 PIPELINE = "fill-gap"
-TASKS = ("sar2rgb", "rgb2swir")  # rsinfer.pipelines.fill_gap.TASKS (that module imports torch)
 MAX_PAIRS = sum(name.startswith("target_") for name in entry(PIPELINE).inputs)
 NO_WEIGHTS = ("TIRSIT has no published weights: pass --weights PATH (a checkpoint in rsinfer's TIRSIT key layout, "
               "see rsinfer.models.tirsit) or --random-weights for a smoke run with a seeded untrained network")
@@ -41,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pair", nargs=2, action="append", default=[], metavar=("S_J", "T_J"),
                    help=f"a neighbouring date: its source- and target-modality rasters (repeatable, 1 to {MAX_PAIRS})")
     options.add_inputs(p, PIPELINE, shortcuts=False)
-    p.add_argument("--task", choices=TASKS, help="the paper's band choices and scaling (default: bands as the files "
-                                                 "hold them, unscaled)")
+    p.add_argument("--task", choices=FILL_GAP_TASKS,
+                   help="the paper's band choices and scaling (default: bands as the files hold them, unscaled)")
     p.add_argument("--window", type=int, help="s, the box filter of the fusion weights (default: the task's, 51 for "
                                               "sar2rgb and without a task, 11 for rgb2swir)")
     p.add_argument("--k", type=float, default=10.0, help="k, the slope of the fusion weights (default %(default)s)")

@@ -55,7 +55,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import torch
 
@@ -67,6 +67,7 @@ from rsinfer.models.tirsit import TirsitNet
 from rsinfer.pipelines.bands import BandLayout, BandRule, ResolvedBands, resolve_bands
 from rsinfer.pipelines.contract import EngineOptions, InputContract, OutputContract, ScenePipeline, ScenePlan
 from rsinfer.pipelines.decloud import rgb_preview
+from rsinfer.pipelines.vocabulary import FILL_GAP_TASKS, FillGapTask
 from rsinfer.pipelines.sentinel import (S2_LAYOUTS, S2_SCALE, canonical_band, detect_s1_scale, normalise_s1,
                                         s1_bands)
 from rsinfer.pipelines.spec import PipelineSpec
@@ -75,8 +76,7 @@ from rsinfer.pipelines.vocabulary import S1Scale
 from rsinfer.scene import Tiles
 from rsinfer.tiling import Tiling
 
-FillGapTask = Literal["sar2rgb", "rgb2swir"]
-TASKS: tuple[str, ...] = get_args(FillGapTask)
+TASKS: tuple[str, ...] = FILL_GAP_TASKS
 Product = Literal["target", "weights"]
 MAX_PAIRS = 4
 DEFAULT_WINDOW = 51  # s without a task: the paper's SAR → visible value

@@ -22,8 +22,10 @@ FUSIONS: tuple[str, ...] = get_args(Fusion)
 # how COP-GEN-Beta feeds the modalities it neither gets nor makes
 IgnoredModalities = Literal["marginal", "official-noise-t0"]
 IGNORED_MODES: tuple[str, ...] = get_args(IgnoredModalities)
+FillGapTask = Literal["sar2rgb", "rgb2swir"]  # TIRSIT's band presets (the paper's two experiments)
+FILL_GAP_TASKS: tuple[str, ...] = get_args(FillGapTask)
 
 __all__ = ["ENGINE_KINDS", "PRECISIONS", "THREAD_WAITS", "EngineKind", "Precision", "ThreadWait", "COMPRESSIONS",
            "OUTPUT_DTYPES", "Compression", "OutputDtype", "MODALITIES", "BACKEND_CHOICES", "Backend", "BRIDGE_SAMPLERS",
            "PF_ODE_SAMPLERS", "BridgeSamplerName", "PfOdeSampler", "BLEND_MODES", "BlendMode", "S1Scale", "S1_SCALES",
-           "Fusion", "FUSIONS", "IgnoredModalities", "IGNORED_MODES"]
+           "Fusion", "FUSIONS", "IgnoredModalities", "IGNORED_MODES", "FillGapTask", "FILL_GAP_TASKS"]

@@ -119,7 +119,8 @@ def test_bad_input_fails_with_a_message(tmp_path, capsys, case) -> None:
 
 
 def test_the_command_line_agrees_with_the_pipeline_without_importing_torch() -> None:
-    assert fill_gap_cli.TASKS == fill_gap_pipeline.TASKS and fill_gap_cli.MAX_PAIRS == fill_gap_pipeline.MAX_PAIRS
+    assert fill_gap_cli.FILL_GAP_TASKS == fill_gap_pipeline.TASKS
+    assert fill_gap_cli.MAX_PAIRS == fill_gap_pipeline.MAX_PAIRS
     contract = fill_gap_pipeline.FillGap
     assert entry("fill-gap").inputs == tuple(c.name for c in contract(
         fill_gap_pipeline.PipelineSpec("fill-gap", "random:0")).inputs())
