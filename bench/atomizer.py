@@ -27,31 +27,30 @@ baselines. Under load, 2-thread timings therefore penalise ``fast`` far more tha
 ``--threads 1``, on a quiet machine, or through ``fast-per-band``, which is about 1.35x slower at one thread but
 robust.
 
-Each candidate runs once as warm-up, then `--repeats` interleaved rounds. The table gives the median time per window
-with its min–max, tokens/s, the speed-up over ``official-eager`` and over ``sdpa-flash``, and the relative L2 error
-of the logits against ``official-eager``. It also gives GFLOP/s against an fp32 GEMM rate measured in the same
-rounds: `torch.mm` 2048², which reaches the dominant shapes' rate. FLOPs count 2 per multiply-add of every GEMM and
-both attention products. Peak memory is measured per candidate in a fresh subprocess: VmHWM minus VmRSS before the
-network is built, against 1.5 × (token tensor + weights). JSON lines go to bench/atomizer.jsonl.
+Each candidate runs once for its output (the errors), then `rsinfer.benchmark.compare` warms each up once more and
+runs `--repeats` interleaved rounds. The table gives the median time per window with its min–max, tokens/s, the
+speed-up over ``official-eager`` and over ``sdpa-flash``, and the relative L2 error of the logits against
+``official-eager``. It also gives GFLOP/s against an fp32 GEMM rate measured in the same rounds: three 2048³ products
+(`rsinfer.benchmark.machine.gemm`), which reach the dominant shapes' rate. FLOPs count 2 per multiply-add of every
+GEMM and both attention products. Peak memory is measured per candidate in a fresh subprocess: VmHWM minus VmRSS
+before the network is built, against 1.5 × (token tensor + weights). One JSON line (schema ``rsinfer.compare/1``)
+goes to bench/atomizer.jsonl.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 import rsinfer.models
+from rsinfer.benchmark import RunLength, append_json_line, compare, gemm, settle_allocator
 from rsinfer.models.atomizer import Atomizer
 from rsinfer.ops import use_backend
 
@@ -190,17 +189,6 @@ def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).norm() / b.double().norm())
 
 
-def machine() -> str:
-    model, flags = platform.processor() or platform.machine(), set()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-        elif line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-    shown = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return f"{model} ({' '.join(shown)}), {torch.get_num_threads()} threads, torch {torch.__version__}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -216,57 +204,43 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     names = ["official-eager"] + [n for n in args.candidates if n != "official-eager"]
 
-    torch.empty(64 << 20, dtype=torch.uint8)  # settle glibc's mmap threshold before timing (GUIDE §7)
+    settle_allocator()
     net = seeded_network()
     image, mask, resolution = window()
     tokens = image.numel()
     run = runners(net, names, args.token_chunk)
     row_width = -(-(net.token_dim - net.transform.wavelength_dim + 3) // 8) * 8  # TokenGroups rows: [ρ|ρu|ρμ|1|0…]
-    a, b = torch.randn(GEMM_SIZE, GEMM_SIZE), torch.randn(GEMM_SIZE, GEMM_SIZE)
-    outputs, times = {}, {name: [] for name in [*names, "gemm"]}
+    probe = gemm(GEMM_SIZE, GEMM_SIZE, GEMM_SIZE, calls=3)
     with torch.no_grad():
-        for name in names:  # warm-up
-            outputs[name] = run[name](image, mask, resolution)
-        torch.mm(a, b)
-        for round_ in range(args.repeats):  # interleaved, so the shared machine's load hits every candidate alike
-            for name in names:
-                start = time.perf_counter()
-                run[name](image, mask, resolution)
-                times[name].append(time.perf_counter() - start)
-            for _ in range(3):
-                start = time.perf_counter()
-                torch.mm(a, b)
-                times["gemm"].append(time.perf_counter() - start)
-            print(f"round {round_ + 1}/{args.repeats}: " + ", ".join(f"{n} {times[n][-1]:.2f} s" for n in names),
-                  flush=True)
-    gemm_rate = 2 * GEMM_SIZE ** 3 / statistics.median(times["gemm"]) / 1e9
+        outputs = {name: run[name](image, mask, resolution) for name in names}  # for the errors; warm-up follows
+        result = compare({**{name: (lambda fn=run[name]: fn(image, mask, resolution)) for name in names},
+                          probe.name: probe.call}, RunLength(count=args.repeats), warmup=1)
+    gemm_rate = result[probe.name].rate(probe.flops) / 1e9
     memory = {} if args.no_memory else {name: measure_memory(name, args.threads, args.token_chunk) for name in names}
 
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    where = machine()
-    median = {name: statistics.median(times[name]) for name in names}
     rows = []
     for name in names:
-        flops = forward_flops(name, tokens, net.token_dim, row_width)
-        row = {"bench": "atomizer", "candidate": name, "date": stamp, "machine": where, "threads": args.threads,
-               "token_chunk": args.token_chunk, "tokens": tokens, "token_dim": net.token_dim,
-               "median_s": median[name], "min_s": min(times[name]), "max_s": max(times[name]),
-               "repeats": args.repeats, "tokens_per_s": tokens / median[name],
-               "speedup_vs_official_eager": median["official-eager"] / median[name],
+        timing, flops = result[name], forward_flops(name, tokens, net.token_dim, row_width)
+        row = {"candidate": name, "threads": args.threads, "token_chunk": args.token_chunk, "tokens": tokens,
+               "token_dim": net.token_dim, "median_s": timing.median, "min_s": timing.min, "max_s": timing.max,
+               "repeats": args.repeats, "tokens_per_s": timing.rate(tokens),
+               "speedup_vs_official_eager": result.speedup(name, "official-eager"),
                "rel_err_vs_official_eager": _relative(outputs[name], outputs["official-eager"]),
-               "flops": flops, "gflops": flops / median[name] / 1e9, "gemm_gflops": gemm_rate}
-        if "sdpa-flash" in median:
-            row["speedup_vs_sdpa_flash"] = median["sdpa-flash"] / median[name]
+               "flops": flops, "gflops": timing.rate(flops) / 1e9, "gemm_gflops": gemm_rate}
+        if "sdpa-flash" in names:
+            row["speedup_vs_sdpa_flash"] = result.speedup(name, "sdpa-flash")
         if name in memory:
             m = memory[name]
             row.update(m, peak_over_tokens_plus_weights=m["peak_bytes"] / (m["token_bytes"] + m["weights_bytes"]))
         rows.append(row)
-    with open(ROOT / "bench" / "atomizer.jsonl", "a") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
+    document = result.document("atomizer", rows, command=sys.argv,
+                               extra={"gemm": probe.name, "gemm_gflops": gemm_rate})
+    append_json_line(ROOT / "bench" / "atomizer.jsonl", document)
 
+    environment = document["environment"]
+    where = f"{environment['cpu_model']} ({' '.join(environment['cpu_flags'])}), {args.threads} threads"
     print(f"Atomizer paper-era size, one {SIDE}² {BANDS}-band window ({tokens} tokens × {net.token_dim}), {where}, "
-          f"{stamp}; fp32 GEMM {GEMM_SIZE}²: {gemm_rate:.0f} GFLOP/s")
+          f"{document['created']}; fp32 GEMM {GEMM_SIZE}²: {gemm_rate:.0f} GFLOP/s")
     print(f"{'candidate':15s} {'median s':>9s} {'min-max s':>13s} {'tokens/s':>9s} {'vs eager':>8s} {'vs flash':>8s} "
           f"{'GFLOP/s':>8s} {'% GEMM':>6s} {'rel err':>8s} {'peak MiB':>8s} {'/(tok+w)':>8s}")
     for r in rows:

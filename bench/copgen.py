@@ -1,46 +1,44 @@
 """COP-GEN-Beta network on CPU: one full released-config forward (B=1), reference vs fast paths, fp32 vs bf16.
 
 Usage:
-    .venv/bin/python bench/copgen.py [--repeats 2] [--candidates NAME ...]
+    .venv/bin/python bench/copgen.py [--repeats 3] [--clock wall|cpu] [--candidates NAME ...]
 
-Candidates (all the same seeded random weights and inputs, run round-robin so machine load hits them alike):
+Candidates (all the same seeded random weights and inputs):
 - ``reference-fp32``: ops backend ``reference`` in float32 — the official math (parity ≤ 1e-5, tests/models).
 - ``reference-autocast-bf16``: the same under ``torch.autocast("cpu", bfloat16)``, how the official sampler runs on CPU.
-- ``fast-fp32-eager`` / ``fast-fp32-compiled``: `prepare(net, "float32", mode, backend="auto")`.
-- ``bf16-eager`` / ``bf16-compiled``: `prepare(net, "bfloat16", mode, backend="auto")`.
+- ``fast-fp32-eager`` / ``fast-fp32-compiled``: `rsinfer.engines.prepare(net, "float32", "torch" | "compile")`.
+- ``bf16-eager`` / ``bf16-compiled``: `rsinfer.engines.prepare(net, "bfloat16", "torch" | "compile")`.
 
-Each candidate is warmed up (compilation excluded), then timed `--repeats` times; the table gives the median, the
-spread (min–max), the speed-up over ``reference-fp32``, the achieved GFLOP/s (FLOPs counted from the config: every
-GEMM, both attention matmuls, 2 per multiply-add) against the GEMM rate measured in the same run, rounds and dtype
-(the best of MKL ``F.linear`` and oneDNN-prepacked ``Linear`` on a 1028×1024 · 1024×4096 GEMM, the model's dominant
-shape, timed between the candidates in every round), and
-each output's relative L2 error against ``reference-fp32``. JSON lines go to bench/copgen.jsonl.
+Timing is `rsinfer.benchmark.compare`: each candidate is warmed up (compilation excluded, reported as warm-up), then
+`--repeats` rounds run every candidate once in turn, together with GEMM probes on the model's dominant shape
+(1028×1024 · 1024×4096, three products per call): float32 through ATen (MKL) and oneDNN-prepacked, bfloat16 through
+ATen (`rsinfer.benchmark.machine.gemm`). The table gives the median, the spread (min–max), the speed-up over
+``reference-fp32``, the achieved GFLOP/s (FLOPs counted from the config: every GEMM, both attention matmuls, 2 per
+multiply-add) against the best GEMM rate of the same dtype measured in the same rounds, and each output's relative L2
+error against ``reference-fp32``. One JSON line (schema ``rsinfer.compare/1``) goes to bench/copgen.jsonl.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import statistics
-import time
+import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-import torch.utils.mkldnn  # imported explicitly: `torch.utils` does not load it
-import torch.nn.functional as F
 
 import rsinfer.models
-from rsinfer.models.copgen import CopGenConfig, prepare
+from rsinfer.benchmark import RunLength, append_json_line, compare, gemm, settle_allocator, timed
+from rsinfer.benchmark.comparison import CLOCK_NAMES
+from rsinfer.engines import prepare
+from rsinfer.models.copgen import CopGenConfig
 from rsinfer.ops import backend_status, use_backend
 
-ROOT = Path(__file__).resolve().parents[1]
+JSONL = Path(__file__).with_suffix(".jsonl")
 GEMM_SHAPE = (1028, 1024, 4096)
 CANDIDATES = ("reference-fp32", "reference-autocast-bf16", "fast-fp32-eager", "fast-fp32-compiled", "bf16-eager",
               "bf16-compiled")
-DEFAULT_CANDIDATES = CANDIDATES[:5]  # bf16-compiled: ask for it; its compile alone takes minutes here
+ENGINES = {"eager": "torch", "compiled": "compile"}
 
 
 def forward_flops(c: CopGenConfig, batch: int = 1) -> int:
@@ -54,52 +52,17 @@ def forward_flops(c: CopGenConfig, batch: int = 1) -> int:
     return batch * (blocks * per_block + skips + patch_io)
 
 
-def _times(fn: Callable[[], object], repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
+def runner(name: str, net: torch.nn.Module) -> Callable:
+    """(imgs, t_imgs) → eps for a candidate; `net` is never modified (bf16 engines convert a copy)."""
+    if name.startswith("reference"):
+        autocast = name == "reference-autocast-bf16"
 
-
-def gemm_probes() -> dict[str, Callable[[], object]]:
-    """The model's dominant GEMM shape (tokens × D → 4·D) per dtype and library, timed alongside the candidates."""
-    m, k, n = GEMM_SHAPE
-    x, layer = torch.randn(m, k), torch.nn.Linear(k, n).eval()
-    probes = {"gemm-float32-mkl": lambda: F.linear(x, layer.weight, layer.bias)}
-    if torch.backends.mkldnn.is_available():
-        packed = torch.utils.mkldnn.to_mkldnn(torch.nn.Linear(k, n).eval())
-        probes["gemm-float32-onednn"] = lambda: packed(x)
-    xb, wb, bb = x.bfloat16(), layer.weight.bfloat16(), layer.bias.bfloat16()
-    probes["gemm-bfloat16-mkl"] = lambda: F.linear(xb, wb, bb)
-    return probes
-
-
-def build_runners(names: list[str], net: torch.nn.Module) -> dict[str, Callable]:
-    """Callables (imgs, t_imgs) → eps for each candidate; fp32 candidates share `net`'s weights."""
-    def reference(imgs, t_imgs):
-        with torch.no_grad(), use_backend("reference"):
-            return net(imgs, t_imgs)
-
-    def reference_autocast(imgs, t_imgs):
-        with torch.no_grad(), use_backend("reference"), torch.autocast("cpu", dtype=torch.bfloat16):
-            return net(imgs, t_imgs)
-
-    runners: dict[str, Callable] = {}
-    for name in names:
-        if name == "reference-fp32":
-            runners[name] = reference
-        elif name == "reference-autocast-bf16":
-            runners[name] = reference_autocast
-        else:
-            kind, _, mode = name.rpartition("-")
-            dtype = "bfloat16" if kind == "bf16" else "float32"
-            copy = net if dtype == "float32" else rsinfer.models.build("copgen-beta")
-            if copy is not net:
-                copy.load_state_dict(net.state_dict())
-            runners[name] = prepare(copy, dtype=dtype, mode=mode, backend="auto")
-    return runners
+        def reference(imgs, t_imgs):
+            with torch.no_grad(), use_backend("reference"), torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+                return net(imgs, t_imgs)
+        return reference
+    kind, _, mode = name.rpartition("-")
+    return prepare(net, "bfloat16" if kind == "bf16" else "float32", ENGINES[mode], backend="auto")
 
 
 def _relative(out: list[torch.Tensor], ref: list[torch.Tensor]) -> float:
@@ -109,10 +72,12 @@ def _relative(out: list[torch.Tensor], ref: list[torch.Tensor]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--candidates", nargs="+", choices=CANDIDATES, default=list(DEFAULT_CANDIDATES))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--clock", choices=CLOCK_NAMES, default="wall", help="wall clock or process CPU time")
+    parser.add_argument("--candidates", nargs="+", choices=CANDIDATES, default=list(CANDIDATES))
     args = parser.parse_args()
     names = ["reference-fp32"] + [n for n in args.candidates if n != "reference-fp32"]
+    settle_allocator()
 
     torch.manual_seed(0)
     config = CopGenConfig()
@@ -122,58 +87,45 @@ def main() -> None:
     t_imgs = [torch.tensor([t]) for t in (0.0, 980.02, 500.5, 20.98)]
     flops = forward_flops(config)
 
-    runners = build_runners(names, net)
-    outputs, warmup = {}, {}
-    for name, run in runners.items():  # warm-up: compilation, oneDNN packing, caches
-        start = time.perf_counter()
-        outputs[name] = run(imgs, t_imgs)
-        warmup[name] = time.perf_counter() - start
-        print(f"warm-up {name}: {warmup[name]:.1f} s", flush=True)
-    probes = gemm_probes()
-    times: dict[str, list[float]] = {name: [] for name in [*runners, *probes]}
-    with torch.no_grad():
-        for probe in probes.values():
-            probe()
-        # round-robin, so load changes on the shared machine hit every candidate and the GEMM rates alike
-        for round_ in range(args.repeats):
-            for name, run in runners.items():
-                times[name] += _times(lambda: run(imgs, t_imgs), 1)
-            for name, probe in probes.items():
-                times[name] += _times(probe, 3)
-            print(f"round {round_ + 1}/{args.repeats}: " + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()),
-                  flush=True)
-    gemm_flops = 2 * GEMM_SHAPE[0] * GEMM_SHAPE[1] * GEMM_SHAPE[2]
-    rates = {name: gemm_flops / statistics.median(times[name]) / 1e9 for name in probes}
-    gemm = {"float32": max(v for k, v in rates.items() if "float32" in k), "bfloat16": rates["gemm-bfloat16-mkl"]}
+    runners, outputs, setup = {}, {}, {}
+    for name in names:  # build and first call: compilation, oneDNN packing, caches (reported, never timed below)
+        runners[name] = runner(name, net)
+        outputs[name], setup[name] = timed(lambda: runners[name](imgs, t_imgs), args.clock)
+        print(f"setup {name}: {setup[name]:.1f} s", flush=True)
+    probes = [gemm(*GEMM_SHAPE, torch.float32, "aten", calls=3),
+              gemm(*GEMM_SHAPE, torch.float32, "onednn-prepacked", calls=3),
+              gemm(*GEMM_SHAPE, torch.bfloat16, "aten", calls=3)]
+    candidates = {**{name: (lambda run=run: run(imgs, t_imgs)) for name, run in runners.items()},
+                  **{probe.name: probe.call for probe in probes}}
+    result = compare(candidates, RunLength(count=args.repeats), warmup=1, clock=args.clock)
+    rates = {probe.name: result[probe.name].rate(probe.flops) / 1e9 for probe in probes}
+    gemm_rate = {dtype: max(rate for probe, rate in rates.items() if dtype in probe)
+                 for dtype in ("float32", "bfloat16")}
 
-    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    ref_median = statistics.median(times["reference-fp32"])
+    ext = backend_status("ext")
     rows = []
-    for name in runners:
-        median = statistics.median(times[name])
-        dtype = "bfloat16" if "bf16" in name else "float32"
-        rows.append({
-            "bench": "copgen", "candidate": name, "date": stamp, "machine": machine,
-            "ops_auto": backend_status("ext").reason if backend_status("ext").available else "reference",
-            "median_s": median, "min_s": min(times[name]), "max_s": max(times[name]), "repeats": args.repeats,
-            "warmup_s": warmup[name], "speedup_vs_reference_fp32": ref_median / median,
-            "gflops": flops / median / 1e9, "gemm_gflops": gemm[dtype],
-            "gemm_fraction": flops / median / 1e9 / gemm[dtype],
-            "rel_err_vs_reference_fp32": _relative(outputs[name], outputs["reference-fp32"]),
-            "flops": flops, "gemm_rates": rates})
-    with open(ROOT / "bench" / "copgen.jsonl", "a") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
+    for name in names:
+        timing, dtype = result[name], "bfloat16" if "bf16" in name else "float32"
+        gflops = timing.rate(flops) / 1e9
+        rows.append({"candidate": name, "median_s": timing.median, "min_s": timing.min, "max_s": timing.max,
+                     "setup_s": setup[name], "speedup_vs_reference_fp32": result.speedup(name, "reference-fp32"),
+                     "gflops": gflops, "gemm_gflops": gemm_rate[dtype], "gemm_fraction": gflops / gemm_rate[dtype],
+                     "rel_err_vs_reference_fp32": _relative(outputs[name], outputs["reference-fp32"])})
+    document = result.document("copgen", rows, command=sys.argv, extra={
+        "flops_per_forward": flops, "gemm_shape": GEMM_SHAPE, "gemm_gflops": rates,
+        "ops_auto": ext.reason if ext.available else "reference"})
+    append_json_line(JSONL, document)
 
-    print(f"COP-GEN-Beta full config, B=1, {flops / 1e12:.3f} TFLOP/forward, {machine}, {stamp}")
+    environment = document["environment"]
+    print(f"\nCOP-GEN-Beta full config, B=1, {flops / 1e12:.3f} TFLOP/forward; {environment['cpu_model']}, "
+          f"{torch.get_num_threads()} threads, clock {args.clock}, {args.repeats} rounds; {document['created']}")
     print("GEMM 1028x1024x4096 GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in rates.items()))
-    print(f"{'candidate':26s} {'median s':>9s} {'min-max s':>14s} {'warm-up s':>9s} {'speed-up':>8s} "
-          f"{'GFLOP/s':>8s} {'% GEMM':>7s} {'rel err':>9s}")
+    print("\n| candidate | median s | min–max s | setup s | vs reference-fp32 | GFLOP/s | % of GEMM | rel. L2 |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"{r['candidate']:26s} {r['median_s']:9.2f} {r['min_s']:6.2f}-{r['max_s']:<7.2f} {r['warmup_s']:9.1f} "
-              f"{r['speedup_vs_reference_fp32']:7.2f}x {r['gflops']:8.1f} {100 * r['gemm_fraction']:6.0f}% "
-              f"{r['rel_err_vs_reference_fp32']:9.2e}")
+        print(f"| {r['candidate']} | {r['median_s']:.2f} | {r['min_s']:.2f}–{r['max_s']:.2f} | {r['setup_s']:.1f} | "
+              f"{r['speedup_vs_reference_fp32']:.2f}× | {r['gflops']:.1f} | {100 * r['gemm_fraction']:.0f}% | "
+              f"{r['rel_err_vs_reference_fp32']:.2e} |")
 
 
 if __name__ == "__main__":

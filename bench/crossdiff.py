@@ -10,43 +10,43 @@ encoders, fusion head; seeded random weights, `rsinfer.pipelines.pansharpen.rand
 eager-fp32-channels-last (NHWC), compile-fp32 (torch.export + inductor with freezing, channels-last),
 onnxruntime-fp32 (the exported graphs on ONNX Runtime's CPU provider). One call = `CrossDiff.sharpen` of one
 256² PAN tile and its 64² MS (bicubic ×4, both encoders, the head; the feature noise is drawn once beforehand).
-Each engine is built and warmed up first (export and compilation excluded, reported as setup); the candidates then
-run interleaved repeat by repeat; medians with the min–max spread. "rel.err" is the relative L2 distance of a
-candidate's residual sr_raw − MS_up (the networks' contribution) from eager-fp32's. FLOPs are counted by
-`torch.utils.flop_counter` over one eager call (convolutions, linear layers); GFLOP/s is set against two rates
-measured in the same run with the same threads: a float32 2048³ GEMM and the head's costliest convolution shape
-(3×3, 128 → 128 channels on 128², channels-last; the better of a measurement before and after).
+Each engine is built and called twice first (export and compilation excluded, reported as setup); then
+`rsinfer.benchmark.compare` runs the candidates interleaved round by round, `--repeats` rounds; medians with the
+min–max spread. "rel.err" is the relative L2 distance of a candidate's residual sr_raw − MS_up (the networks'
+contribution) from eager-fp32's. FLOPs are counted by `torch.utils.flop_counter` over one eager call (convolutions,
+linear layers); GFLOP/s is set against two rates measured in the same rounds with the same threads
+(`rsinfer.benchmark.machine`): a float32 2048³ GEMM and the head's costliest convolution shape (3×3, 128 → 128
+channels on 128², channels-last).
 
 Scene rate: the `pansharpen` pipeline (`rsinfer.pipelines.run`, tile 256, overlap 32, cosine, batch 4) with the
 fastest candidate's engine on a `--scene-size`² PAN (928 = 16 tiles, 4 full batches) made from the bundled Landsat 8
 scene: B2, B3, B4 repeated cyclically up to the band count (a speed input, not a spectral one), degraded and
 decimated by 4, PAN synthetic (their mean), sensor landsat-8 (DN scale 65535). Tiles per second of the whole job
 (reading, noise, networks, blending, writing) against the model-only rate of the same engine on batches of 4 tiles,
-interleaved.
+interleaved scene by batch (one warm-up each: it warms the reader and the writer).
 `--clock cpu` times with the process's CPU time instead of the wall clock: on a shared machine a descheduled run
 does not count, so ratios stay stable under load (at 1 thread; at 2, OpenMP's spinning at barriers counts too).
-JSON lines go to bench/crossdiff.jsonl. Targets (issue 11): the best engine ≥ 1.5x eager-fp32 at rel.err ≤ 1e-4, and
+One JSON line (schema ``rsinfer.compare/1``) per band count and part ("crossdiff.tile", "crossdiff.scene") goes to
+bench/crossdiff.jsonl. Targets (issue 11): the best engine ≥ 1.5x eager-fp32 at rel.err ≤ 1e-4, and
 scenes ≥ 80 % of the model-only tile rate, at 2 threads.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import rasterio
 import torch
-import torch.nn.functional as F
 from affine import Affine
 from rasterio.windows import Window as RioWindow
 from torch.utils.flop_counter import FlopCounterMode
 
+from rsinfer.benchmark import RunLength, append_json_line, compare, convolution, gemm, settle_allocator, timed
+from rsinfer.benchmark.comparison import CLOCK_NAMES
 from rsinfer.io import OutputOptions
 from rsinfer.pansharpening import degrade
 from rsinfer.pipelines import CrossDiff, PipelineSpec, Tiling, build, run
@@ -64,34 +64,9 @@ LANDSAT = Path(__file__).resolve().parents[2] / "shared" / "data" / "landsat"
 SCENE_ORIGIN = (600, 700)
 
 
-def gemm_rate(size: int = 2048, repeats: int = 5) -> float:
-    """Median float32 GFLOP/s of one size³ matrix product."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)
-    return 2 * size ** 3 / _median_seconds(lambda: torch.mm(a, b), repeats) / 1e9
-
-
-def conv_rate(repeats: int = 5) -> float:
-    """Median float32 GFLOP/s of a 3×3 128 → 128 convolution on a 128² channels-last map (the head's decoder.4)."""
-    x = torch.randn(1, 128, 128, 128).contiguous(memory_format=torch.channels_last)
-    w = torch.randn(128, 128, 3, 3).contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
-        F.conv2d(x, w, padding=1)
-        seconds = _median_seconds(lambda: F.conv2d(x, w, padding=1), repeats)
-    return 2 * 128 * 128 * 9 * 128 * 128 / seconds / 1e9
-
-
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-clock = time.perf_counter  # set from --clock in main
-
-
-def _median_seconds(fn, repeats: int) -> float:
-    samples = []
-    for _ in range(repeats):
-        start = clock()
-        fn()
-        samples.append(clock() - start)
-    return statistics.median(samples)
+def reference_workloads():
+    """The float32 2048³ GEMM and the head's costliest convolution (decoder.4: 3×3, 128 → 128 on 128²)."""
+    return {"gemm": gemm(2048, 2048, 2048), "conv": convolution(128, 128, 3)}
 
 
 def scene_inputs(size: int, bands: int, directory: Path) -> dict[str, Path]:
@@ -114,7 +89,7 @@ def scene_inputs(size: int, bands: int, directory: Path) -> dict[str, Path]:
     return paths
 
 
-def bench_tiles(bands: int, args, rates: dict[str, float], date: str) -> str:
+def bench_tiles(bands: int, args) -> str:
     """The candidates on one tile; returns the fastest candidate that meets the error bound."""
     torch.manual_seed(bands)
     nets = random_networks(0, bands, None)
@@ -131,63 +106,65 @@ def bench_tiles(bands: int, args, rates: dict[str, float], date: str) -> str:
           f"{TILE}² tile (the U-Net decoders never run)", flush=True)
 
     engines, setups, residuals, unavailable = {}, {}, {}, {}
-    for name in args.candidates:  # build and warm up every engine first (excluded from the timings)
-        spec = CANDIDATES[name]
-        start = time.perf_counter()
+    for name in args.candidates:  # build and call every engine first (excluded from the timings)
+        def setup(spec=CANDIDATES[name]):
+            engine = ServedCrossDiff(*nets, DN_SCALE, 0, engine=spec["engine"], memory_format=spec["memory_format"],
+                                     cache_dir=args.cache_dir, threads=args.threads, batch_size=1)
+            out = engine.sharpen(pan, ms, noise)
+            engine.sharpen(pan, ms, noise)
+            return engine, out.sr_raw - out.ms_up
+
         try:
-            engines[name] = ServedCrossDiff(*nets, DN_SCALE, 0, engine=spec["engine"],
-                                            memory_format=spec["memory_format"], cache_dir=args.cache_dir,
-                                            threads=args.threads, batch_size=1)
+            (engines[name], residuals[name]), setups[name] = timed(setup, args.clock)
         except Exception as err:  # an engine that cannot serve these networks is reported, not fatal
             unavailable[name] = f"{type(err).__name__}: {str(err).splitlines()[0]}"
             print(f"  {name:26s} UNAVAILABLE: {unavailable[name]}", flush=True)
             continue
-        out = engines[name].sharpen(pan, ms, noise)
-        engines[name].sharpen(pan, ms, noise)
-        residuals[name] = out.sr_raw - out.ms_up
-        setups[name] = time.perf_counter() - start
         print(f"  {name:26s} ready (setup {setups[name]:.1f} s)", flush=True)
     reference = residuals.get("eager-fp32")
     if reference is None:
         reference = (lambda r: r.sr_raw - r.ms_up)(plain.sharpen(pan, ms, noise))
     errors = {name: float((r - reference).norm() / reference.norm()) for name, r in residuals.items()}
 
-    times: dict[str, list[float]] = {name: [] for name in engines}
-    for _ in range(args.repeats):  # interleaved, so load from other users hits every candidate alike
-        for name, engine in engines.items():
-            start = clock()
-            engine.sharpen(pan, ms, noise)
-            times[name].append(clock() - start)
-    rates["gemm"] = max(rates["gemm"], gemm_rate())
-    rates["conv"] = max(rates["conv"], conv_rate())
+    probes = reference_workloads()
+    result = compare({**{name: (lambda engine=engine: engine.sharpen(pan, ms, noise))
+                         for name, engine in engines.items()},
+                      **{probe.name: probe.call for probe in probes.values()}},
+                     RunLength(count=args.repeats), warmup=1, clock=args.clock)
+    rates = {kind: result[probe.name].rate(probe.flops) / 1e9 for kind, probe in probes.items()}
 
-    base = statistics.median(times["eager-fp32"]) if "eager-fp32" in times else float("nan")
+    rows = []
+    for name in engines:
+        timing = result[name]
+        speedup = result.speedup(name, "eager-fp32") if "eager-fp32" in engines else float("nan")
+        rows.append(dict(bands=bands, candidate=name, precision="float32", tile=TILE, threads=args.threads,
+                         ms_median=timing.median * 1e3, ms_min=timing.min * 1e3, ms_max=timing.max * 1e3,
+                         speedup=speedup, rel_err=errors[name], setup_s=setups[name], gflop=flops / 1e9,
+                         gflops=timing.rate(flops) / 1e9, gemm_gflops=rates["gemm"], conv_gflops=rates["conv"]))
+    rows += [dict(bands=bands, candidate=name, unavailable=reason) for name, reason in unavailable.items()]
+    document = result.document("crossdiff.tile", rows, command=sys.argv, extra={
+        "bands": bands, "flops_per_tile": flops, "tile": TILE, "reference_gflops": rates,
+        "reference_workloads": {kind: probe.name for kind, probe in probes.items()}})
+    append_json_line(args.jsonl, document)
+
+    print(f"\nrates in the same rounds: {probes['gemm'].name} {rates['gemm']:.0f} GFLOP/s, {probes['conv'].name} "
+          f"{rates['conv']:.0f} GFLOP/s")
     print(f"\n| bands | candidate | ms / {TILE}² tile (median, min–max) | vs eager-fp32 | rel.err | GFLOP/s | "
           f"% of GEMM | % of conv | setup s |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for name, samples in times.items():
-        median = statistics.median(samples)
-        row = dict(bench="crossdiff.tile", bands=bands, candidate=name, precision="float32", tile=TILE,
-                   threads=args.threads, clock=args.clock, ms_median=median * 1e3, ms_min=min(samples) * 1e3,
-                   ms_max=max(samples) * 1e3, repeats=len(samples), speedup=base / median, rel_err=errors[name],
-                   setup_s=setups[name], gflop=flops / 1e9, gflops=flops / median / 1e9,
-                   gemm_gflops=rates["gemm"], conv_gflops=rates["conv"], date=date)
-        with open(args.jsonl, "a") as handle:
-            handle.write(json.dumps(row) + "\n")
-        print(f"| {bands} | {name} | {row['ms_median']:.0f} ({row['ms_min']:.0f}–{row['ms_max']:.0f}) | "
+    for row in rows:
+        if "unavailable" in row:
+            print(f"| {bands} | {row['candidate']} | unavailable: {row['unavailable']} | | | | | | |")
+            continue
+        print(f"| {bands} | {row['candidate']} | {row['ms_median']:.0f} ({row['ms_min']:.0f}–{row['ms_max']:.0f}) | "
               f"{row['speedup']:.2f}x | {row['rel_err']:.1e} | {row['gflops']:.0f} | "
               f"{100 * row['gflops'] / rates['gemm']:.0f}% of {rates['gemm']:.0f} | "
               f"{100 * row['gflops'] / rates['conv']:.0f}% of {rates['conv']:.0f} | {row['setup_s']:.1f} |")
-    for name, reason in unavailable.items():
-        print(f"| {bands} | {name} | unavailable: {reason} | | | | | | |")
-        with open(args.jsonl, "a") as handle:
-            handle.write(json.dumps(dict(bench="crossdiff.tile", bands=bands, candidate=name,
-                                         unavailable=reason, date=date)) + "\n")
-    eligible = [name for name in times if errors[name] <= 1e-4]
-    return min(eligible, key=lambda name: statistics.median(times[name]))
+    eligible = [name for name in engines if errors[name] <= 1e-4]
+    return min(eligible, key=lambda name: result[name].median)
 
 
-def bench_scene(bands: int, best: str, args, directory: Path, date: str) -> None:
+def bench_scene(bands: int, best: str, args, directory: Path) -> None:
     """The pipeline over a scene with `best`'s engine against the same engine's model-only rate (batches of 4)."""
     spec = CANDIDATES[best]
     options = {"sensor": "landsat-8", "engine": spec["engine"], "memory_format": spec["memory_format"],
@@ -201,34 +178,30 @@ def bench_scene(bands: int, best: str, args, directory: Path, date: str) -> None
     noise = crossdiff.feature_noise(4, TILE, TILE)
     crossdiff.sharpen(pan, ms, noise)  # compiles the batch-4 graphs the scene uses
     out = directory / "scene.tif"
-    model, scene = [], []
-    tiles = 0
-    for repeat in range(args.scene_repeats + 1):  # the first scene run warms the reader and the writer
-        for _ in range(2):
-            start = clock()
-            crossdiff.sharpen(pan, ms, noise)
-            model.append(4 / (clock() - start))
-        start = clock()
-        summary = run(pipe, inputs, out, tiling=tiling, progress=False,
-                      output_options=OutputOptions(dtype="float32", overwrite=True))
-        if repeat:
-            scene.append(summary.tiles_run / (clock() - start))
-        tiles = summary.tiles_run
-    model_rate, scene_rate = statistics.median(model), statistics.median(scene)
-    row = dict(bench="crossdiff.scene", bands=bands, candidate=best, scene=args.scene_size, tiles=tiles,
-               threads=args.threads, clock=args.clock, model_tiles_per_s=model_rate, scene_tiles_per_s=scene_rate,
-               scene_min=min(scene), scene_max=max(scene), ratio=scene_rate / model_rate, date=date)
-    with open(args.jsonl, "a") as handle:
-        handle.write(json.dumps(row) + "\n")
+    summaries = []
+
+    def scene() -> None:
+        summaries.append(run(pipe, inputs, out, tiling=tiling, progress=False,
+                             output_options=OutputOptions(dtype="float32", overwrite=True)))
+
+    # The warm-up scene run warms the reader and the writer.
+    result = compare({"model": lambda: crossdiff.sharpen(pan, ms, noise), "scene": scene},
+                     RunLength(count=args.scene_repeats), warmup=1, clock=args.clock)
+    tiles = summaries[-1].tiles_run
+    model_rate, scene_rate = result["model"].rate(4), result["scene"].rate(tiles)
+    row = dict(bands=bands, candidate=best, scene=args.scene_size, tiles=tiles, threads=args.threads,
+               model_tiles_per_s=model_rate, scene_tiles_per_s=scene_rate, scene_min=tiles / result["scene"].max,
+               scene_max=tiles / result["scene"].min, ratio=scene_rate / model_rate)
+    append_json_line(args.jsonl, result.document("crossdiff.scene", [row], command=sys.argv))
     print(f"\nscene {args.scene_size}² PAN, {bands} bands, {tiles} tiles, {best}: {scene_rate:.2f} tiles/s "
-          f"({min(scene):.2f}–{max(scene):.2f}) against {model_rate:.2f} tiles/s model-only = "
+          f"({row['scene_min']:.2f}–{row['scene_max']:.2f}) against {model_rate:.2f} tiles/s model-only = "
           f"{100 * row['ratio']:.0f} %", flush=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime threads (default 2)")
-    parser.add_argument("--clock", choices=list(CLOCKS), default="wall", help="wall clock or process CPU time")
+    parser.add_argument("--clock", choices=CLOCK_NAMES, default="wall", help="wall clock or process CPU time")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--bands", type=int, nargs="+", default=[4, 8])
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
@@ -237,21 +210,14 @@ def main() -> int:
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "rsinfer-bench-crossdiff")
     parser.add_argument("--jsonl", type=Path, default=Path(__file__).with_suffix(".jsonl"))
     args = parser.parse_args()
-    global clock
-    clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
-    # glibc: free one large block first, so later ≥ 128 KiB temporaries come from the heap instead of fresh mmap'd
-    # pages that fault on every call.
-    torch.empty(1 << 22)  # 16 MiB (under glibc's 32 MiB cap on the dynamic threshold), allocated and freed
-    rates = {"gemm": gemm_rate(), "conv": conv_rate()}
-    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    print(f"clock: {args.clock}; fp32 rates at {args.threads} threads: GEMM 2048³ {rates['gemm']:.0f} GFLOP/s, "
-          f"conv 3×3 128→128 @128² channels-last {rates['conv']:.0f} GFLOP/s", flush=True)
+    settle_allocator()
+    print(f"clock: {args.clock}; {args.threads} threads", flush=True)
     with torch.no_grad(), tempfile.TemporaryDirectory() as tmp:
         for bands in args.bands:
-            best = bench_tiles(bands, args, rates, date)
+            best = bench_tiles(bands, args)
             if args.scene_repeats:
-                bench_scene(bands, best, args, Path(tmp), date)
+                bench_scene(bands, best, args, Path(tmp))
     return 0
 
 

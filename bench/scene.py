@@ -10,6 +10,11 @@
    shifted copies of the Landsat 8 bands (nothing large is written except the output, in a temp dir). Target: the
    16k² peak ≤ 1.25x the 2k² peak.
 3. Tiles/s for tile 256/512 and overlap 0/32/64 with a per-pixel product (the engine's own cost).
+
+Timing (1 and 3) is `rsinfer.benchmark.compare`: one warm-up run of each candidate, then the candidates interleaved
+run by run (1: model alone, engine and a 1024³ fp32 GEMM probe; 3: the six tile/overlap settings), wall clock with
+each run's process CPU time alongside. Each part appends one JSON line (1 and 3: schema ``rsinfer.compare/1``, the
+table row(s) under "table"; 2: the row itself).
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+
+from rsinfer.benchmark import Comparison, RunLength, append_json_line, compare, gemm, settle_allocator
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "landsat"
@@ -33,10 +39,12 @@ BANDS = {b: DATA / f"LC08_L1TP_224078_20200518_20200518_01_RT_{b}.TIF" for b in 
 JSONL = ROOT / "bench" / "scene.jsonl"
 
 
-def _record(kind: str, **row) -> dict:
-    row = {"bench": "scene", "kind": kind, **row}
-    with JSONL.open("a") as f:
-        f.write(json.dumps(row) + "\n")
+def _record(kind: str, result: Comparison | None, **row) -> dict:
+    """One JSON line: the comparison's document with `row` as its table (or `row` alone, for the memory part)."""
+    if result is None:
+        append_json_line(JSONL, {"bench": f"scene.{kind}", **row})
+    else:
+        append_json_line(JSONL, result.document(f"scene.{kind}", [row], command=sys.argv))
     return row
 
 
@@ -70,19 +78,6 @@ def normalised_difference(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return (a - b) / (a + b).clamp_min(1)
 
 
-def gemm_rate() -> float:
-    """Achieved fp32 GEMM rate (GFLOP/s) of this machine, now."""
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-    for _ in range(3):
-        a @ b
-    times = []
-    for _ in range(7):
-        t = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t)
-    return 2 * 1024**3 / statistics.median(times) / 1e9
-
-
 def bench_overhead(repeats: int, tmp: Path) -> dict:
     from rsinfer.scene import run_scene
     from rsinfer.scene.inputs import close_all, input_specs_of, open_inputs
@@ -95,37 +90,32 @@ def bench_overhead(repeats: int, tmp: Path) -> dict:
     tile, overlap, batch_size = 256, 32, 4
     grid, sources = open_inputs(inputs, None, None, input_specs_of(model, list(inputs)), pad_to=tile)
     windows = plan_windows(grid.height, grid.width, tile, overlap)
-    batches = [read_batch(sources, windows[i:i + batch_size], tile) for i in range(0, len(windows), batch_size)]
+    batches = [read_batch(sources, windows[i:i + batch_size], (tile, tile))
+               for i in range(0, len(windows), batch_size)]
     close_all(sources)
     in_memory = [{k: torch.from_numpy(v) for k, v in b.inputs.items()} for b in batches]
 
-    def model_alone() -> tuple[float, float]:
-        start, cpu = time.perf_counter(), time.process_time()
+    def model_alone() -> None:
         with torch.inference_mode():
             for batch in in_memory:
                 model(batch)
-        return time.perf_counter() - start, time.process_time() - cpu
 
-    def engine() -> tuple[float, float]:
-        start, cpu = time.perf_counter(), time.process_time()
+    def engine() -> None:
         run_scene(model, inputs, tmp / "overhead.tif", tile=tile, overlap=overlap, batch_size=batch_size,
                   overwrite=True, progress=False)
-        return time.perf_counter() - start, time.process_time() - cpu
 
-    model_alone(), engine()  # warm-up: allocator, GDAL caches, page cache
-    alone, full, alone_cpu, full_cpu = [], [], [], []
-    for _ in range(repeats):  # interleaved, so load drift hits both alike
-        (wall, cpu), (wall_e, cpu_e) = model_alone(), engine()
-        alone.append(wall), alone_cpu.append(cpu), full.append(wall_e), full_cpu.append(cpu_e)
-    rate = gemm_rate()
-    per_tile_ms = statistics.median(alone) / len(windows) * 1e3
-    achieved = ConvNet.flops(tile, tile) * len(windows) / statistics.median(alone) / 1e9
-    ratios = sorted(f / a for f, a in zip(full, alone))  # per interleaved pair: robust to load drift
-    return _record("overhead", tiles=len(windows), model_ms_per_tile=per_tile_ms,
-                   model_s=statistics.median(alone), engine_s=statistics.median(full),
-                   ratio=statistics.median(ratios), ratio_of_minima=min(full) / min(alone), ratio_min=ratios[0],
-                   ratio_max=ratios[-1], cpu_ratio=statistics.median(e / a for e, a in zip(full_cpu, alone_cpu)),
-                   model_gflops=achieved, gemm_gflops=rate, repeats=repeats,
+    probe = gemm(1024, 1024, 1024)
+    # warm-up: allocator, GDAL caches, page cache; then interleaved, so load drift hits both alike
+    result = compare({"model": model_alone, "engine": engine, probe.name: probe.call}, RunLength(count=repeats),
+                     warmup=1)
+    alone, full = result["model"], result["engine"]
+    ratios = result.pair_ratios("engine", "model")  # per interleaved pair: robust to load drift
+    return _record("overhead", result, tiles=len(windows), model_ms_per_tile=alone.median / len(windows) * 1e3,
+                   model_s=alone.median, engine_s=full.median, ratio=statistics.median(ratios),
+                   ratio_of_minima=full.min / alone.min, ratio_min=ratios[0], ratio_max=ratios[-1],
+                   cpu_ratio=statistics.median(result.pair_ratios("engine", "model", cpu=True)),
+                   model_gflops=alone.rate(ConvNet.flops(tile, tile) * len(windows)) / 1e9,
+                   gemm_gflops=result[probe.name].rate(probe.flops) / 1e9, repeats=repeats,
                    threads=torch.get_num_threads())
 
 
@@ -176,28 +166,34 @@ def bench_memory(sizes: list[int], tmp: Path) -> list[dict]:
         done = subprocess.run([sys.executable, __file__, "--child-memory", str(size), str(a), str(b), str(out)],
                               check=True, capture_output=True, text=True)
         out.unlink()
-        rows.append(_record("memory", **json.loads(done.stdout.strip().splitlines()[-1])))
+        rows.append(_record("memory", None, **json.loads(done.stdout.strip().splitlines()[-1])))
     return rows
 
 
 def bench_throughput(repeats: int, tmp: Path) -> list[dict]:
     from rsinfer.scene import run_scene
 
-    rows = []
     inputs = {"a": BANDS["B3"], "b": BANDS["B4"]}
-    for tile in (256, 512):
-        for overlap in (0, 32, 64):
-            times, summary = [], None
-            for _ in range(repeats + 1):
-                summary = run_scene(normalised_difference, inputs, tmp / "tput.tif", tile=tile, overlap=overlap,
-                                    overwrite=True, progress=False)
-                times.append(summary.seconds)
-            times = times[1:]  # the first run warms up
-            tiles = summary.tiles_run + summary.tiles_skipped
-            median = statistics.median(times)
-            rows.append(_record("throughput", tile=tile, overlap=overlap, tiles=tiles, seconds=median,
-                                tiles_per_s=tiles / median, mpix_per_s=1860 * 2041 / median / 1e6,
-                                spread=(min(times), max(times))))
+    summaries = {}
+
+    def job(tile: int, overlap: int):
+        def run() -> None:
+            summaries[tile, overlap] = run_scene(normalised_difference, inputs, tmp / f"tput_{tile}_{overlap}.tif",
+                                                 tile=tile, overlap=overlap, overwrite=True, progress=False)
+        return run
+
+    settings = [(tile, overlap) for tile in (256, 512) for overlap in (0, 32, 64)]
+    # the first run of each warms up; then the settings interleaved run by run
+    result = compare({f"tile {tile} overlap {overlap}": job(tile, overlap) for tile, overlap in settings},
+                     RunLength(count=repeats), warmup=1)
+    rows = []
+    for tile, overlap in settings:
+        timing, summary = result[f"tile {tile} overlap {overlap}"], summaries[tile, overlap]
+        tiles = summary.tiles_run + summary.tiles_skipped
+        rows.append(dict(tile=tile, overlap=overlap, tiles=tiles, seconds=timing.median,
+                         tiles_per_s=timing.rate(tiles), mpix_per_s=timing.rate(1860 * 2041) / 1e6,
+                         spread=(timing.min, timing.max)))
+    _record("throughput", result, rows=rows)
     return rows
 
 
@@ -212,6 +208,7 @@ def main() -> None:
         size, a, b, out = args.child_memory
         child_memory(int(size), a, b, out)
         return
+    settle_allocator()
     only = set(args.only or ("overhead", "memory", "throughput"))
     repeats = 3 if args.quick else 5
     sizes = [2048, 8192] if args.quick else [2048, 8192, 16384]

@@ -41,7 +41,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -204,6 +204,19 @@ def machine_line(threads: int) -> str:
             f"load average at start {load}")
 
 
+def begin_run(module: str, argv: Sequence[str] | None,
+              parse_args: Callable[[list[str]], argparse.Namespace]) -> tuple[argparse.Namespace, str, str, str]:
+    """Parse a training script's arguments, set torch's threads, print its command and machine line: (args, command,
+    machine line, git commit), the commit taken as the code was when training started."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    command = f"python -m {module} " + shlex.join(argv)
+    machine, commit = machine_line(args.threads), git_commit()
+    print(f"{command}\n{machine}", flush=True)
+    return args, command, machine, commit
+
+
 def model_card(args: argparse.Namespace, net: DbCrNet, curve: list[dict], metrics: dict, storage: str,
                storage_check: dict, wall: float, cpu: float, machine: str, command: str,
                commit: str) -> dict[str, str]:
@@ -277,12 +290,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    command = "python -m train.decloud " + shlex.join(argv)
-    machine, commit = machine_line(args.threads), git_commit()  # the code as it was when training started
-    print(f"{command}\n{machine}", flush=True)
+    args, command, machine, commit = begin_run("train.decloud", argv, parse_args)
 
     torch.manual_seed(args.seed)
     net = prepare_for_training(build("dbcr", preset=args.preset)).train()
@@ -299,11 +307,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     card = model_card(args, net, curve, card_metrics(report), storage, storage_check, wall, cpu, machine, command,
                       commit)
 
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from rsinfer.files import write_bytes_atomically
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(out), metadata=card)
+    write_bytes_atomically(out, save(state, metadata=card))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {storage}); {curve[-1]['step']} steps in "
           f"{wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU")
     for set_name, rows in report.items():

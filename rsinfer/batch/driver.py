@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -36,8 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rsinfer.batch.completion import remove_stale_temporaries
-from rsinfer.batch.completion import Recorded
+from rsinfer.batch.completion import Recorded, remove_stale_temporaries
 from rsinfer.batch.jobs import EXISTING_OUTPUTS, ExistingOutputs, Job, JobSettings, Outcome
 from rsinfer.batch.ledger import REPORT_NAME, Ledger, new_run_id, recorded_outputs
 from rsinfer.batch.worker import run_job
@@ -279,7 +279,13 @@ def run_batch(spec: PipelineSpec, jobs: Sequence[Job], out_dir: str | os.PathLik
                                              f"{_first_line(err)}"))
         except KeyboardInterrupt as err:
             interrupted_by = getattr(err, "signum", signal.SIGINT)
-            for ref in running:
+            # Jobs that already finished are recorded, not cancelled: force-cancelling a task whose reply is on its
+            # way tripped a fatal check in Ray's core worker ("Tried to complete task that was not pending").
+            finished, unfinished = ray.wait(list(running), num_returns=len(running), timeout=0) if running else ([], [])
+            for ref in finished:
+                with contextlib.suppress(ray.exceptions.RayError):
+                    record(ray.get(ref))
+            for ref in unfinished:
                 ray.cancel(ref, force=True)
         finally:
             if previous_handler is not None:

@@ -26,7 +26,7 @@ import torch
 from rsinfer.benchmark.latency import LatencySummary
 from rsinfer.benchmark.report import SCHEMA_ID, environment_block, process_block
 from rsinfer.benchmark.scenarios import (SCENARIOS, SYSTEM_CLOCK, Clock, RunLength, Samples, ScenarioName, offline,
-                                         server, single_stream)
+                                         server, single_stream, warm_up)
 from rsinfer.benchmark.tiles import first, plan_for, read_tiles, write_synthetic_inputs
 from rsinfer.pipelines.spec import PipelineSpec
 
@@ -84,12 +84,6 @@ def _synthetic_set(pipeline) -> list:
     return required or list(contracts[:1])
 
 
-def _timed(call: Callable[[], object], clock: Clock) -> float:
-    start = clock.now()
-    call()
-    return clock.now() - start
-
-
 def run_benchmark(spec: PipelineSpec, scenario: Scenario, *, engines: Sequence[str] | None = None,
                   inputs: Mapping[str, str] | None = None, tile: int | None = None, batch_size: int | None = None,
                   command: Sequence[str] | None = None, clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
@@ -125,7 +119,7 @@ def run_benchmark(spec: PipelineSpec, scenario: Scenario, *, engines: Sequence[s
         return call
 
     calls = [call_of(plan) for plan in plans]
-    warmups = [[_timed(call, clock) for _ in range(scenario.warmup)] for call in calls]
+    warmups = warm_up(calls, scenario.warmup, clock)
     rate, bound_ms = scenario.rate, scenario.p99_bound_ms
     if scenario.name == "server":
         service = max(times[-1] for times in warmups) if scenario.warmup else None

@@ -1,5 +1,6 @@
-"""The benchmark's JSON document: its schema (`SCHEMA`, JSON Schema draft 2020-12) and what the process reports about
-itself (peak RSS, threads, the `rsinfer env` block).
+"""The benchmarks' JSON documents: their schemas (`SCHEMA` for `run_benchmark`, `COMPARE_SCHEMA` for `compare`; JSON
+Schema draft 2020-12), what the process reports about itself (peak RSS, threads, the `rsinfer env` block), and
+`append_json_line` for the bench/ scripts' JSON-lines files.
 
 Document (``"schema": "rsinfer.bench/1"``; a new major number for any change that breaks a reader):
 
@@ -21,14 +22,36 @@ Document (``"schema": "rsinfer.bench/1"``; a new major number for any change tha
         p99_held       server: p99 latency ≤ the bound; else null
     process      {peak_rss_bytes, threads: {torch_intra_op, torch_inter_op, process}}
     environment  the `rsinfer env` report (versions, CPU model and flags, backends, engines)
+
+The side-by-side comparison of any callables (`rsinfer.benchmark.comparison`, the bench/ scripts; one JSON line per
+run), ``"schema": "rsinfer.compare/1"`` (`COMPARE_SCHEMA`):
+
+    schema       "rsinfer.compare/1"
+    created      UTC time, ISO 8601
+    bench        the bench's name (e.g. "dbcr")
+    command      argv of the run, or null
+    clock        "wall" | "cpu" (or a custom clock's name): the clock of warmup_ms, times_ms and the statistics
+    warmup       warm-up calls per candidate
+    count | duration_s   measured calls per candidate, or busy seconds per candidate (one of them null)
+    candidates[] in the order given:
+        name           the candidate's name
+        warmup_ms[]    the warm-up calls, in order; never in the statistics
+        times_ms[]     every measured call, in the order run (call k of every candidate ran in round k)
+        cpu_ms[]       the same calls' process CPU time (all threads)
+        latency_ms     {p50, p90, p99, max, mean} of times_ms (nearest-rank percentiles); min_ms
+    table[]      the bench's own rows (its table's columns: FLOP rates, errors, speed-ups; bench-specific)
+    extra        the bench's own values (work per call, reference rates, sizes; bench-specific)
+    process, environment   as above
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import resource
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 SCHEMA_ID = "rsinfer.bench/1"
@@ -76,6 +99,41 @@ SCHEMA: dict[str, Any] = {
         "environment": {"type": "object", "required": ["rsinfer", "cpu_model", "cpu_flags", "packages"]},
     },
 }
+
+
+COMPARE_SCHEMA_ID = "rsinfer.compare/1"
+COMPARE_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["schema", "created", "bench", "command", "clock", "warmup", "count", "duration_s", "candidates",
+                 "table", "extra", "process", "environment"],
+    "properties": {
+        "schema": {"const": COMPARE_SCHEMA_ID},
+        "created": {"type": "string"},
+        "bench": {"type": "string"},
+        "command": SCHEMA["properties"]["command"],
+        "clock": {"type": "string"},
+        "warmup": {"type": "integer", "minimum": 0},
+        "count": {"type": ["integer", "null"]},
+        "duration_s": {"type": ["number", "null"]},
+        "candidates": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["name", "warmup_ms", "times_ms", "cpu_ms", "latency_ms", "min_ms"],
+            "properties": {"name": {"type": "string"}, "warmup_ms": {"type": "array", "items": _NUMBER},
+                           "times_ms": {"type": "array", "minItems": 1, "items": _NUMBER},
+                           "cpu_ms": {"type": "array", "minItems": 1, "items": _NUMBER},
+                           "latency_ms": _MILLIS, "min_ms": _NUMBER}}},
+        "table": {"type": "array", "items": {"type": "object"}},
+        "extra": {"type": "object"},
+        "process": SCHEMA["properties"]["process"],
+        "environment": SCHEMA["properties"]["environment"],
+    },
+}
+
+
+def append_json_line(path: str | os.PathLike, document: Mapping[str, Any]) -> None:
+    """Append `document` to a JSON-lines file as one line (created if missing)."""
+    with open(path, "a") as handle:
+        handle.write(json.dumps(document) + "\n")
 
 
 def peak_rss_bytes() -> int:

@@ -90,6 +90,12 @@ def _timed(call: Call, clock: Clock) -> tuple[float, float]:
     return start, clock.now() - start
 
 
+def warm_up(calls: Sequence[Call], count: int, clock: Clock = SYSTEM_CLOCK) -> list[list[float]]:
+    """`count` calls of each candidate, one candidate after the other, before any measurement; their times (the first
+    includes lazy compilation and cache filling), kept apart from the measured ones."""
+    return [[_timed(call, clock)[1] for _ in range(count)] for call in calls]
+
+
 def single_stream(calls: Sequence[Call], length: RunLength, clock: Clock = SYSTEM_CLOCK) -> list[Samples]:
     """One query at a time, candidates alternating query by query."""
     samples = [Samples() for _ in calls]

@@ -16,6 +16,8 @@
 | `--seed` | the seed of every random draw (and of random weights) |
 | `--steps` | network evaluations of a sampler |
 | `--sampler` | the sampler, by name (the family's table) |
+| `--samples K` | K stochastic draws (seeds SEED … SEED + K − 1); the output is their per-pixel mean |
+| `--uncertainty-out PATH` | also write the K draws' per-band standard deviation, a GeoTIFF on the output's grid |
 | `--dtype` | the output raster's data type (never a network precision) |
 | `--cog` | write a Cloud-Optimized GeoTIFF |
 | `--overwrite` | replace existing outputs |
@@ -124,6 +126,25 @@ def add_engine(parser: argparse.ArgumentParser, engines: tuple[str, ...] = ENGIN
 def add_sampling(parser: argparse.ArgumentParser, samplers: tuple[str, ...], sampler: str, steps: int) -> None:
     parser.add_argument("--sampler", default=sampler, choices=samplers, help="sampler (default %(default)s)")
     parser.add_argument("--steps", type=int, default=steps, help="network evaluations (default %(default)s)")
+
+
+def add_samples(parser: argparse.ArgumentParser, stochastic: str) -> None:
+    """--samples K and --uncertainty-out PATH; `stochastic` says which samplers draw differently per seed."""
+    parser.add_argument("--samples", type=int, default=1, metavar="K",
+                        help=f"K draws with seeds SEED .. SEED+K-1 ({stochastic}); the output is their per-pixel "
+                             "mean (default %(default)s)")
+    parser.add_argument("--uncertainty-out", metavar="PATH",
+                        help="also write the per-band standard deviation of the K draws (K >= 2) to this GeoTIFF, "
+                             "on the output's grid")
+
+
+def samples_of(args: argparse.Namespace) -> int:
+    """--samples, checked with --uncertainty-out before any network is built."""
+    from rsinfer.pipelines.runner import check_uncertainty
+    from rsinfer.pipelines.uncertainty import check_samples
+
+    check_uncertainty(check_samples(args.samples), args.uncertainty_out)
+    return args.samples
 
 
 SEED_RANGE = (-2**63, 2**64 - 1)  # what torch's generators take

@@ -3,6 +3,7 @@
     rsinfer translate --weights nnet_ema_114000.pth --weights vae=autoencoder_kl_ema.pth \\
         --input s1_rtc=s1.tif [--input dem=dem.tif] --target s2_l2a --out out.tif \\
         [--steps N --sampler NAME --seed S --precision bfloat16 --engine compile --preview out.png]
+        [--samples K --uncertainty-out std.tif]          # the mean of K seeds, and their per-band std
 
 `--random-weights` runs the whole pipeline with seeded random network and VAE weights instead (a smoke run: the
 output is not a translation) and stamps that into the GeoTIFF tags and onto the preview.
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     options.deprecated_flag(p, "--vae", "--weights vae=PATH", "vae")
     options.add_sampling(p, PF_ODE_SAMPLERS, "unipc", 10)
     options.add_seed(p)
+    options.add_samples(p, "each seed its own initial noise")
     options.add_engine(p, engines=("torch", "compile"), onnxruntime=False)
     options.deprecated_flag(p, "--mode", "--engine torch|compile", "engine", choices=["eager", "compiled"],
                             convert=lambda mode: {"eager": "torch", "compiled": "compile"}[mode])
@@ -58,5 +60,6 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--input {name}=...: unknown modality {name!r}; choose from {', '.join(MODALITIES)}")
     return run_pipeline(args, "translate", weights, {
         "target": args.target, "steps": args.steps, "sampler": args.sampler, "seed": args.seed,
+        "samples": options.samples_of(args),
         "engine": args.engine, "precision": args.precision, "backend": args.backend, "ignored": args.ignored,
         "fusion": args.fusion, "s1_scale": args.s1_scale})

@@ -27,6 +27,11 @@ runs with c0 = 32); here it outputs c0, which is the same network at c0 = 32 and
 Parameter counts (official size [32, 64, 128, 256]): P2M 1,087,320 and M2P 1,086,318 at 4 bands, 1,090,096 and
 1,087,506 at 8 bands.
 
+Named presets (`PRESETS`, `build(preset=...)`, `rsinfer.models.load("crossdiff-unet", path, preset=...)`) are reduced
+widths that leave the band count and direction to the caller: ``crossdiff-demo`` is the U-Net size of the demo
+weights trained in this repository (train/pansharpen.py, weights/README.md), channels [16, 32, 32, 64] and a 64-wide
+time embedding.
+
 Checkpoints: an official `I{iter}_E{epoch}_gen.pth` holds the `GaussianDiffusion` wrapper's state_dict, the network
 under ``denoise_fn.`` plus twelve float32 (1000,) schedule buffers (`SCHEDULE_BUFFERS`). `checkpoint_state_dict`
 accepts that form and the bare network dict; the buffers are recomputed from the cosine schedule and compared, never
@@ -37,7 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -283,6 +288,16 @@ def checkpoint_state_dict(state_dict: dict[str, torch.Tensor], net: CrossDiffUNe
     return state_dict
 
 
-def build(**overrides) -> CrossDiffUNet:
-    """A freshly initialised CrossDiff U-Net; overrides are `CrossDiffUNetConfig` fields (official names)."""
-    return CrossDiffUNet(config_with_overrides(CrossDiffUNetConfig, "crossdiff-unet", overrides))
+PRESETS: dict[str, dict[str, Any]] = {
+    # The demo weights (weights/README.md): U-Nets that pre-train in minutes on 2 CPU cores.
+    "crossdiff-demo": dict(channels=(16, 32, 32, 64), embed_dim=64),
+}
+
+
+def build(preset: str | None = None, **overrides) -> CrossDiffUNet:
+    """A freshly initialised CrossDiff U-Net: the official size, or the named `preset` of `PRESETS`; `overrides`
+    replace `CrossDiffUNetConfig` fields of either (official names; direction and spectrun_num are always yours)."""
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"unknown crossdiff-unet preset {preset!r}; choose one of {tuple(PRESETS)}")
+    return CrossDiffUNet(config_with_overrides(CrossDiffUNetConfig, "crossdiff-unet",
+                                               {**PRESETS.get(preset, {}), **overrides}))

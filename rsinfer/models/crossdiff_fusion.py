@@ -25,12 +25,17 @@ the features of level l = 0 (deepest, h4) … 3 (h1) from both U-Nets, P2M first
 Parameters: 4,789,895 at 4 bands and 4,791,051 at 8 bands (official size). `time_steps` lists the diffusion steps
 the features were extracted at; the Blocks' input width is 2w_i per step. Every official config uses one step, [50],
 and so does this implementation (the pipeline reads its feature step from here).
+
+Named presets (`PRESETS`, `build(preset=...)`, `rsinfer.models.load("crossdiff-fusion", path, preset=...)`) match the
+U-Net presets of `rsinfer.models.crossdiff` of the same name: ``crossdiff-demo`` (the demo weights, train/pansharpen.py)
+reads features of widths [16, 32, 32, 64] and is 16 wide between `final` and `final2`; the band count is the caller's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -186,7 +191,17 @@ class CrossDiffFusion(nn.Module):
         return ms_up + residual
 
 
-def build(**overrides) -> CrossDiffFusion:
-    """A freshly initialised fusion head; overrides are `CrossDiffFusionConfig` fields (official names). A list
-    passed in is copied, never sorted in place (the official constructor sorts its argument)."""
-    return CrossDiffFusion(config_with_overrides(CrossDiffFusionConfig, "crossdiff-fusion", overrides))
+PRESETS: dict[str, dict[str, Any]] = {
+    # The demo weights (weights/README.md): the head over the crossdiff-demo U-Nets.
+    "crossdiff-demo": dict(channel_multiplier=(16, 32, 32, 64), inner_channel=16),
+}
+
+
+def build(preset: str | None = None, **overrides) -> CrossDiffFusion:
+    """A freshly initialised fusion head: the official size, or the named `preset` of `PRESETS`; `overrides` replace
+    `CrossDiffFusionConfig` fields of either (official names). A list passed in is copied, never sorted in place (the
+    official constructor sorts its argument)."""
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"unknown crossdiff-fusion preset {preset!r}; choose one of {tuple(PRESETS)}")
+    return CrossDiffFusion(config_with_overrides(CrossDiffFusionConfig, "crossdiff-fusion",
+                                                 {**PRESETS.get(preset, {}), **overrides}))

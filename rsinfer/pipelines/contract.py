@@ -55,18 +55,22 @@ class InputContract:
 
 @dataclass(frozen=True)
 class OutputContract:
-    """The output raster: band names (descriptions), data type, nodata (None: the grid input's, else NaN for floats)."""
+    """The output raster: band names (descriptions), data type, nodata (None: the grid input's, else NaN for floats),
+    and its pixel scale: 1/f for a grid f times coarser than the grid input's (`rsinfer.scene.run_scene`'s
+    `output_scale`; the inputs' scales stay relative to the grid input's grid)."""
 
     bands: tuple[str, ...]
     dtype: OutputDtype
     nodata: float | None = None
+    scale: float = 1.0
 
 
 @dataclass(frozen=True)
 class ScenePlan:
     """What the scene engine runs for one scene: the tile function (`Tiles` → (B, C_out, h, w) on the output grid),
     the input whose grid the output takes, the bands read per input (1-based), the output, a tiling the job
-    requires (None: the caller's or the pipeline's default), and tags this scene adds (e.g. the detected S1 scale)."""
+    requires (None: the caller's or the pipeline's default), tags this scene adds (e.g. the detected S1 scale), and
+    how many stochastic draws the tile function returns side by side (`samples`)."""
 
     tile_fn: typing.Callable[[Tiles], torch.Tensor]
     grid: str
@@ -74,6 +78,9 @@ class ScenePlan:
     output: OutputContract
     tiling: Tiling | None = None
     tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # > 1: tile_fn returns that many draws, (B, samples·C_out, h, w) draw-major; the runner writes their mean as the
+    # output and their standard deviation as the uncertainty map (`rsinfer.pipelines.uncertainty`)
+    samples: int = 1
 
 
 @dataclass(frozen=True)

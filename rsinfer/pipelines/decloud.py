@@ -6,10 +6,17 @@ the file describes its bands, else by count in the standard order), and ``s1``, 
 in DN (reflectance × 10000). Per tile: `rsinfer.pipelines.sentinel` normalisation, `DbCr.restore` with the tile's
 windows (its noise is seeded by them), and back to DN. The network runs in micro-batches of a size fixed per scene
 (`rsinfer.pipelines.microbatch`), so the raster is bit-identical for any batch size, tile order or number of workers.
+
+Uncertainty: with a stochastic sampler (``i2sb``, or ``dbim``: its η > 0 adds noise at every step, and any η draws
+the booting step's) and at least 2 steps, `samples` = K > 1 restores every tile K times, draw k with the noise seed
+seed + k, and the output is the per-pixel mean of the K draws; the runner can also write their per-band standard
+deviation (`rsinfer.pipelines.uncertainty`). A deterministic sampler, or a single step (the network's first estimate
+from the cloudy image), would give K equal draws, so K > 1 with either is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +24,7 @@ from typing import Any
 
 import torch
 
+from rsinfer.errors import UsageError
 from rsinfer.io import RasterInfo, read_decimated
 from rsinfer.pipelines.bands import resolve_bands
 from rsinfer.pipelines.contract import (EngineOptions, InputContract, OutputContract, ScenePipeline, ScenePlan,
@@ -27,6 +35,7 @@ from rsinfer.pipelines.microbatch import balanced_batch
 from rsinfer.pipelines.sentinel import (denormalise_s2, detect_s1_scale, normalise_s1, normalise_s2, s1_bands,
                                         s2_bands, s2_layout)
 from rsinfer.pipelines.spec import PipelineSpec
+from rsinfer.pipelines.uncertainty import check_samples, stack_draws
 from rsinfer.pipelines.vocabulary import S1Scale
 from rsinfer.scene import Tiles
 from rsinfer.tiling import Tiling
@@ -34,7 +43,8 @@ from rsinfer.tiling import Tiling
 
 @dataclass(frozen=True)
 class DecloudOptions(EngineOptions):
-    """sampler, steps, eta, seed: the sampling plan (`SamplingPlan`; seed also seeds random weights).
+    """sampler, steps, eta, seed: the sampling plan (`SamplingPlan`; seed also seeds random weights). samples: K
+    draws (seeds seed … seed + K − 1) whose mean is the output; K > 1 needs a stochastic sampler and 2 steps or more.
     engine, precision, backend, threads, thread_wait, cache_dir: how the network runs (`rsinfer.engines`).
     s1_scale: the S1 values, "auto" to detect from the median VV. network: DB-CR config overrides (a smaller network
     for random weights, or the size of a checkpoint that is not the paper's)."""
@@ -43,6 +53,7 @@ class DecloudOptions(EngineOptions):
     steps: int = 1
     eta: float = 0.0
     seed: int = 0
+    samples: int = 1
     s1_scale: S1Scale = "auto"
     network: Mapping[str, Any] | None = None
 
@@ -56,8 +67,11 @@ class Decloud(ScenePipeline):
     def __init__(self, spec: PipelineSpec, dbcr: DbCr | None = None) -> None:
         super().__init__(spec)
         o = self.options
+        sampling = SamplingPlan(o.sampler, o.steps, o.eta, o.seed)
+        if check_samples(o.samples) > 1:
+            check_draws_differ(sampling, o.samples)
         if dbcr is None:
-            kwargs = dict(plan=SamplingPlan(o.sampler, o.steps, o.eta, o.seed), engine=o.engine,
+            kwargs = dict(plan=sampling, engine=o.engine,
                           **o.engine_kwargs(), tile=self.default_tiling.tile,
                           batch_size=self.default_tiling.batch_size,
                           network={**self._preset(), **dict(o.network or {})})
@@ -72,11 +86,11 @@ class Decloud(ScenePipeline):
         return {"preset": demo_card(self.weights.demo)["preset"]}
 
     @classmethod
-    def around(cls, dbcr: DbCr, s1_scale: S1Scale = "auto") -> Decloud:
-        """The pipeline over an existing `DbCr` (its network, engine and sampling plan)."""
+    def around(cls, dbcr: DbCr, s1_scale: S1Scale = "auto", samples: int = 1) -> Decloud:
+        """The pipeline over an existing `DbCr` (its network, engine and sampling plan), `samples` draws."""
         plan = dbcr.plan
         spec = PipelineSpec(cls.name, dbcr.weights, {
-            "sampler": plan.sampler, "steps": plan.steps, "eta": plan.eta, "seed": plan.seed,
+            "sampler": plan.sampler, "steps": plan.steps, "eta": plan.eta, "seed": plan.seed, "samples": samples,
             "engine": dbcr.engine.kind, "precision": dbcr.engine.precision, "s1_scale": s1_scale})
         return cls(spec, dbcr)
 
@@ -94,14 +108,19 @@ class Decloud(ScenePipeline):
             s1_scale = detect_s1_scale(torch.from_numpy(read_decimated(rasters["s1"].path, s1.indexes[0])))
 
         network_batch = balanced_batch(scene_tile_count(rasters["s2"].shape, tiling))
+        plan = self.dbcr.plan
+        draws = [self.dbcr.with_plan(dataclasses.replace(plan, seed=plan.seed + k)) if k else self.dbcr
+                 for k in range(self.options.samples)]  # draw k: noise seed seed + k
 
-        def restore_tiles(tiles: Tiles) -> torch.Tensor:
+        def restore_tiles(tiles: Tiles) -> torch.Tensor:  # (B, K·C, h, w), draw-major
             cloudy, sar = normalise_s2(tiles.inputs["s2"], layout), normalise_s1(tiles.inputs["s1"], s1_scale)
-            return denormalise_s2(self.dbcr.restore(cloudy, sar, tiles.windows, network_batch), layout)
+            return stack_draws(lambda k: denormalise_s2(draws[k].restore(cloudy, sar, tiles.windows, network_batch),
+                                                        layout), len(draws))
 
         return ScenePlan(restore_tiles, "s2", {"s2": s2.indexes, "s1": s1.indexes},
                          OutputContract(layout.input_bands, rasters["s2"].dtypes[0]),
-                         tags={"RSINFER_S2_LEVEL": layout.level, "RSINFER_S1_SCALE": s1_scale})
+                         tags={"RSINFER_S2_LEVEL": layout.level, "RSINFER_S1_SCALE": s1_scale},
+                         samples=len(draws))
 
     def run_tags(self) -> dict[str, str]:
         plan, engine = self.dbcr.plan, self.dbcr.engine
@@ -113,6 +132,18 @@ class Decloud(ScenePipeline):
 
     def preview(self, output: str, plan: ScenePlan) -> torch.Tensor:
         return rgb_preview(output, plan.output.bands)
+
+
+def check_draws_differ(plan: SamplingPlan, samples: int) -> None:
+    """Several draws need noise: a stochastic sampler (i2sb, dbim) and at least 2 steps (one step returns the
+    network's first estimate from the cloudy image, the same for every seed)."""
+    if not plan.bridge.stochastic:
+        raise UsageError("{samples} draws need a stochastic sampler (i2sb, or dbim): {sampler} is deterministic, "
+                         "so every draw would be the same", samples=samples, sampler=plan.sampler)
+    if plan.steps < 2:
+        raise UsageError(f"{{samples}} draws need at least 2 sampler steps: with {{steps}} the {plan.sampler} sampler "
+                         "returns the network's first estimate, the same for every seed", samples=samples,
+                         steps=plan.steps)
 
 
 def rgb_preview(path: str | os.PathLike, bands: Sequence[str], side: int = 1024) -> torch.Tensor:

@@ -24,10 +24,11 @@ unrounded values. Nodata: the MS's nodata value, else the PAN's, else none (NaN 
 either input are nodata (the scene engine masks them).
 
 DN scale (`sensor` or `dn_scale`; not both): DN / dn_scale is what the networks see. The default is the official
-hard-coded 2047 (11-bit: QuickBird, WorldView-2/3/4, GeoEye-1, IKONOS); a sensor of `rsinfer.sensors` gives its own
-(GF-2 1023, Pléiades 4095, Landsat 8/9 65535). DN above the scale come out clipped (sr is clamped to [0, 1]): `plan`
-estimates the fraction of MS and PAN values above it on an overview of at most 512 × 512 pixels per band and logs a
-warning with it.
+hard-coded 2047 (11-bit: QuickBird, WorldView-2/3/4, GeoEye-1, IKONOS), or the ``dn_scale`` in the model card of a
+single-file checkpoint (the demo weights: 16383 for Landsat 8 L1 DN, train/pansharpen.py says why); a sensor of
+`rsinfer.sensors` gives its own (GF-2 1023, Pléiades 4095, Landsat 8/9 65535), and a scale other than the card's is
+logged as a warning. DN above the scale come out clipped (sr is clamped to [0, 1]): `plan` estimates the fraction of
+MS and PAN values above it on an overview of at most 512 × 512 pixels per band and logs a warning with it.
 
 Weights (`PipelineSpec.weights`):
 - a directory laid out as the official training code writes it (`experiments/`, one folder per run, named after the
@@ -38,16 +39,21 @@ Weights (`PipelineSpec.weights`):
   runs, or several saved iterations of one run) is an error listing them: name the file with the part form below;
 - parts {"p2m": file, "m2p": file, "fusion": file} (`--weights p2m=FILE ...`), alone or over a directory (the parts
   given replace the directory's);
+- one file holding all three networks under the key prefixes ``p2m.``, ``m2p.`` and ``fusion.`` (the format of
+  train/pansharpen.py), whose safetensors metadata (the model card) may state ``dn_scale``; the demo weights
+  (``demo``, i.e. ``demo:crossdiff-demo``: weights/crossdiff-demo.safetensors, CrossDiff at the `crossdiff-demo`
+  preset trained here on Landsat 8 B2/B3/B4 with a synthetic PAN; weights/README.md) are such a file;
 - "random:SEED": seeded untrained networks of the official size, or of the `network` overrides (keys: channels,
   inner_channel, embed_dim, inter_dim), with the MS band count of the scene.
 The network sizes (bands, channels, inner width) are read from the checkpoints' tensor shapes, and the files used are
-what RSINFER_WEIGHTS records (part=sha256:...).
+what RSINFER_WEIGHTS records (part=sha256:..., one sha256 for a single file, demo:crossdiff-demo for the demo).
 
 Engines: the P2M and M2P encoders and the fusion head each run through `rsinfer.engines` under a `GraphSignature`
 (an encoder graph returns its four features flattened into one tensor, as an engine serves one output; the head's
-graph takes h2 … h4 only, as it never reads h1); `CrossDiff.sharpen` does everything around them, unchanged. The
-onnxruntime and tensorrt engines cannot export these networks yet: the ONNX export handles GroupNorm with one group
-only (the U-Nets use 4 and 32), and the head's 'area' ×2 upsampling exports as adaptive pooling with a dynamic size.
+graph takes h2 … h4 only, as it never reads h1); `CrossDiff.sharpen` does everything around them, unchanged. All
+four engines take them: the ONNX export writes the U-Nets' GroupNorms (4 and 32 groups) as nested per-axis means, and
+the head's 'area' ×2 upsampling is the nearest-neighbour ×2 it equals, a Resize (tests/pipelines/
+test_pansharpen_engines.py: onnxruntime and compile against eager; TensorRT is written to its API, unverified here).
 
 Tiling: 256² tiles (the official training and test size), 32 pixels of overlap, cosine blend. The fusion head's cSE
 gates pool over the whole tile, so a tile's output depends on everything in it and tiles never equal the whole image
@@ -78,8 +84,8 @@ from rsinfer import models
 from rsinfer.engines import (Engine, EngineKind, GraphSignature, MemoryFormat, Precision, TensorSpec, ThreadWait,
                              create_engine)
 from rsinfer.io import Grid, RasterInfo, grid_of, open_raster, read_decimated
-from rsinfer.models.checkpoint import load_state_dict
-from rsinfer.models.crossdiff import WRAPPER_PREFIX, CrossDiffUNet
+from rsinfer.models.checkpoint import load_state_dict, strict_load
+from rsinfer.models.crossdiff import WRAPPER_PREFIX, CrossDiffUNet, checkpoint_state_dict
 from rsinfer.models.crossdiff_fusion import CrossDiffFusion
 from rsinfer.ops import Backend
 from rsinfer.pipelines.bands import BandRule, resolve_bands
@@ -113,8 +119,9 @@ class PansharpenOptions(EngineOptions):
     network: Mapping[str, Any] | None = None
 
 
-def resolve_dn_scale(sensor: str | None, dn_scale: float | None) -> float:
-    """The DN that maps to 1: `dn_scale`, else the sensor's, else the official 2047."""
+def resolve_dn_scale(sensor: str | None, dn_scale: float | None, default: float = DEFAULT_DN_SCALE) -> float:
+    """The DN that maps to 1: `dn_scale`, else the sensor's, else `default` (the official 2047, or the scale the
+    weights' model card states)."""
     if sensor is not None and dn_scale is not None:
         raise ValueError(f"give a sensor ({sensor!r}) or a DN scale ({dn_scale!r}), not both: the sensor's scale is "
                          f"{lookup_sensor(sensor).dn_scale}")
@@ -124,7 +131,7 @@ def resolve_dn_scale(sensor: str | None, dn_scale: float | None) -> float:
             raise ValueError(f"dn_scale must be a positive number (e.g. 2047 for 11-bit data), got {dn_scale!r}")
         return float(dn_scale)
     if sensor is None:
-        return DEFAULT_DN_SCALE
+        return default
     found = lookup_sensor(sensor)
     if found.dn_scale is None or found.pan is None:
         raise ValueError(f"sensor {found.name!r} has no PAN band and DN scale to pansharpen with; give dn_scale")
@@ -145,8 +152,9 @@ def checkpoint_files(weights: Weights) -> dict[str, Path]:
         root = Path(given[""])
         if not root.is_dir():
             raise ValueError(f"CrossDiff weights {str(root)!r} must be a directory of the official training runs "
-                             f"(PAN2MS*/, MS2PAN*/ and the fusion run, each with {CHECKPOINT}), or give the parts "
-                             f"p2m=FILE m2p=FILE fusion=FILE")
+                             f"(PAN2MS*/, MS2PAN*/ and the fusion run, each with {CHECKPOINT}), or one file holding "
+                             f"the three networks under the key prefixes {', '.join(p + '.' for p in PARTS)} (the "
+                             f"demo format), or give the parts p2m=FILE m2p=FILE fusion=FILE")
         for part in PARTS:
             if part not in files:
                 files[part] = _find_checkpoint(root, part)
@@ -178,6 +186,37 @@ def _find_checkpoint(root: Path, part: str) -> Path:
     return matches[0]
 
 
+def single_file_parts(weights: Weights) -> dict[str, dict[str, torch.Tensor]] | None:
+    """The three networks' state dicts of `weights` when it is one file whose keys all carry the prefixes ``p2m.``,
+    ``m2p.`` and ``fusion.`` (each present); None for anything else (a directory, parts, an official checkpoint)."""
+    given = dict(weights.files)
+    if set(given) != {""} or not Path(given[""]).is_file():
+        return None
+    state = load_state_dict(given[""])
+    parts = {part: {k[len(part) + 1:]: v for k, v in state.items() if k.startswith(part + ".")} for part in PARTS}
+    if not all(parts.values()) or sum(map(len, parts.values())) != len(state):
+        return None
+    return parts
+
+
+def card_dn_scale(weights: Weights) -> float | None:
+    """The ``dn_scale`` in the safetensors metadata (the model card) of a single weights file; None without one."""
+    given = dict(weights.files)
+    path = Path(given.get("", ""))
+    if set(given) != {""} or path.suffix != ".safetensors" or not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as handle:
+        stated = (handle.metadata() or {}).get("dn_scale")
+    if stated is None:
+        return None
+    try:
+        return resolve_dn_scale(None, float(stated))
+    except ValueError as err:
+        raise ValueError(f"the model card of {str(path)!r} states dn_scale {stated!r}: {err}") from None
+
+
 def unet_sizes(state: Mapping[str, torch.Tensor], source: str) -> dict[str, Any]:
     """spectrun_num, channels, embed_dim and inter_dim of a U-Net checkpoint (official wrapper or bare form), read
     from its tensor shapes."""
@@ -204,12 +243,22 @@ def fusion_sizes(state: Mapping[str, torch.Tensor], source: str) -> dict[str, An
 
 def load_networks(files: Mapping[str, Path]) -> tuple[CrossDiffUNet, CrossDiffUNet, CrossDiffFusion]:
     """The three networks of `checkpoint_files`, sized from their checkpoints and loaded strictly."""
+    return networks_from_states({part: load_state_dict(files[part]) for part in PARTS},
+                                {part: f"{part} checkpoint {str(files[part])!r}" for part in PARTS})
+
+
+def networks_from_states(states: Mapping[str, Mapping[str, torch.Tensor]], sources: Mapping[str, str]) -> (
+        tuple[CrossDiffUNet, CrossDiffUNet, CrossDiffFusion]):
+    """P2M, M2P and fusion head sized from the tensor shapes of their state dicts (official forms accepted) and
+    loaded strictly; `sources` names each part in errors."""
     unets = []
     for part in ("p2m", "m2p"):
-        sizes = unet_sizes(load_state_dict(files[part]), f"{part} checkpoint {str(files[part])!r}")
-        unets.append(models.load("crossdiff-unet", files[part], direction=part, **sizes))
-    sizes = fusion_sizes(load_state_dict(files["fusion"]), f"fusion checkpoint {str(files['fusion'])!r}")
-    return unets[0], unets[1], models.load("crossdiff-fusion", files["fusion"], **sizes)
+        unet = models.build("crossdiff-unet", direction=part, **unet_sizes(states[part], sources[part]))
+        strict_load(unet, checkpoint_state_dict(dict(states[part]), unet), source=sources[part])
+        unets.append(unet.eval())
+    fusion = models.build("crossdiff-fusion", **fusion_sizes(states["fusion"], sources["fusion"]))
+    strict_load(fusion, dict(states["fusion"]), source=sources["fusion"])
+    return unets[0], unets[1], fusion.eval()
 
 
 def random_networks(seed: int, bands: int, network: Mapping[str, Any] | None) -> (
@@ -420,20 +469,31 @@ class Pansharpen(ScenePipeline):
     model = "CrossDiff"
     Options = PansharpenOptions
     default_tiling = Tiling(tile=256, overlap=32, blend="cosine", batch_size=4)
+    demo_weights = "crossdiff-demo"
 
     def __init__(self, spec: PipelineSpec) -> None:
         super().__init__(spec)
         o = self.options
-        self.dn_scale = resolve_dn_scale(o.sensor, o.dn_scale)
+        trained_scale = card_dn_scale(self.weights)
+        self.dn_scale = resolve_dn_scale(o.sensor, o.dn_scale, trained_scale or DEFAULT_DN_SCALE)
+        if trained_scale is not None and self.dn_scale != trained_scale:
+            _log.warning("the weights were trained on DN / %g (their model card's dn_scale); this run divides by "
+                         "%g: expect degraded results unless the data were rescaled to match", trained_scale,
+                         self.dn_scale)
         self._served: dict[int, ServedCrossDiff] = {}
         self.bands: int | None = None  # the weights' band count (None: random weights, any count)
         if not self.weights.random:
             if o.network:
                 raise ValueError(f"network overrides {dict(o.network)} apply to random weights; checkpoint sizes "
                                  f"are read from the files")
-            files = checkpoint_files(self.weights)
-            self.weights = Weights(files=tuple(sorted((part, str(path)) for part, path in files.items())))
-            crossdiff = self._serve(*load_networks(files))
+            states = single_file_parts(self.weights)
+            if states is not None:  # one file, three prefixed networks (the demo format): recorded as that file
+                networks = networks_from_states(states, {p: f"{p}.* of {str(self.weights.file())!r}" for p in PARTS})
+            else:
+                files = checkpoint_files(self.weights)
+                self.weights = Weights(files=tuple(sorted((part, str(path)) for part, path in files.items())))
+                networks = load_networks(files)
+            crossdiff = self._serve(*networks)
             self.bands = crossdiff.bands
             self._served[crossdiff.bands] = crossdiff
 

@@ -48,7 +48,7 @@ _PIPELINES: dict[str, PipelineEntry] = {
                                 (256, 32, "cosine", 4)),
     "classify": PipelineEntry("rsinfer.pipelines.atomizer_scene:Classify", "classify",
                               "multi-label class probability maps of any optical scene (Atomizer)", ("s2",),
-                              (120, 60, "cosine", 4)),
+                              (120, 56, "cosine", 4)),
     "embed": PipelineEntry("rsinfer.pipelines.atomizer_scene:Embed", "embed",
                            "pooled latent embedding per window of any optical scene (Atomizer)", ("s2",),
                            (120, 0, "constant", 4)),

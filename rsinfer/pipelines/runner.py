@@ -3,9 +3,13 @@ provenance written, preview drawn. The CLI, the Python API, the batch runner and
 
 Outputs are checked before any work (`check_outputs`): each path and its directory (`rsinfer.io.check_output`: not a
 directory, not a symbolic link, not existing without overwrite, in a directory that exists and takes new files), the
-preview's name, and that no output is also an input or the other output. They are written to temporary files and
+preview's name, and that no output is also an input or another output. They are written to temporary files and
 moved into place together once all are complete (`rsinfer.files.OutputGroup`): a failure or an interrupt leaves none
 of them behind, and an earlier output stays as it was.
+
+A plan with K > 1 stochastic draws (`ScenePlan.samples`, from a pipeline's `samples` option) writes their mean as the
+output and, when asked (`uncertainty`), their per-band standard deviation as a second GeoTIFF on the same grid, in the
+same group (`rsinfer.pipelines.uncertainty`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from rsinfer.io import OutputOptions, RasterInfo, check_output, gdal_environment
 from rsinfer.pipelines.contract import PlannedTiles, ScenePipeline, ScenePlan
 from rsinfer.pipelines.preview import write_png
 from rsinfer.pipelines.provenance import provenance_tags, warn_untrained, weights_banner
+from rsinfer.pipelines.uncertainty import run_draws
 from rsinfer.scene import OutputSummary, run_scene
 from rsinfer.scene.engine import read_failure
 from rsinfer.tiling import Tiling
@@ -61,39 +66,63 @@ def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 def check_outputs(output: str | os.PathLike, preview: str | os.PathLike | None, inputs: Inputs,
-                  overwrite: bool) -> None:
+                  overwrite: bool, uncertainty: str | os.PathLike | None = None) -> None:
     """Every output path checked before any work: see the module docstring. Raises `OutputError` for a path or a
-    directory that cannot take the output, `UsageError` for an output that is an input or the other output."""
+    directory that cannot take the output, `UsageError` for an output that is an input or another output."""
+    targets = {"output": output, "preview": preview, "uncertainty": uncertainty}
     for name, path in inputs.items():
-        for option, target in (("output", output), ("preview", preview)):
+        for option, target in targets.items():
             if target is not None and _same_file(path, target):
                 raise UsageError(f"{target} is input {name!r}: writing it would destroy the input; give {{{option}}} "
                                  "another file", **{option: None})
     if preview is not None and _same_file(preview, output):
         raise UsageError(f"the preview {preview} is the output raster itself: give {{preview}} another file",
                          preview=None)
+    if uncertainty is not None:
+        for option, target in (("output", output), ("preview", preview)):
+            if target is not None and _same_file(uncertainty, target):
+                raise UsageError(f"the uncertainty map {uncertainty} is the {option} too: give {{uncertainty}} "
+                                 "another file", uncertainty=None)
     check_output(output, overwrite)
     if preview is not None:
         check_preview(preview, overwrite)
+    if uncertainty is not None:
+        check_output(uncertainty, overwrite)
+
+
+def check_uncertainty(samples: int, uncertainty: str | os.PathLike | None) -> None:
+    """An uncertainty map needs at least 2 draws to have a standard deviation."""
+    if uncertainty is not None and samples < 2:
+        raise UsageError(f"an uncertainty map ({uncertainty}) is the standard deviation of several draws: ask for "
+                         f"{{samples}} of at least 2", samples=samples)
 
 
 def run(pipeline: ScenePipeline, inputs: Inputs, output: str | os.PathLike, *, tiling: Tiling | None = None,
         output_options: OutputOptions = OutputOptions(), preview: str | os.PathLike | None = None,
-        progress: bool = True, command: Sequence[str] | None = None) -> OutputSummary:
+        progress: bool = True, command: Sequence[str] | None = None,
+        uncertainty: str | os.PathLike | None = None) -> OutputSummary:
     """Run `pipeline` over the scene `inputs` (name → raster) into `output` (a GeoTIFF on the grid input's grid).
 
     tiling: tile size, overlap, blend and batch size (None: the pipeline's default; a whole-scene pipeline fixes its
         own; a tile larger than the scene runs as the scene, `rsinfer.scene.engine.fit_tiling`, and RSINFER_TILING
         records the tiling asked, which decides the one that ran). output_options: dtype / nodata (None: the
         pipeline's), COG, overwrite, compression. preview: also write a PNG rendering. command: the argv to record in
-        RSINFER_COMMAND. The raster and the preview appear together, or neither does.
+        RSINFER_COMMAND. uncertainty: with a pipeline that draws K ≥ 2 samples (its `samples` option), also write
+        their per-band standard deviation there (the output is their mean either way). The rasters and the preview
+        appear together, or none does.
     """
     inputs = check_inputs(pipeline, inputs)
-    check_outputs(output, preview, inputs, output_options.overwrite)
+    check_outputs(output, preview, inputs, output_options.overwrite, uncertainty)
+    samples = getattr(pipeline.options, "samples", None)
+    if uncertainty is not None and samples is None:
+        raise UsageError(f"pipeline {pipeline.name!r} draws no samples, so it has no uncertainty map: drop "
+                         "{uncertainty}", uncertainty=None)
+    check_uncertainty(samples or 1, uncertainty)
     with gdal_environment():  # GDAL's messages while planning and writing become parts of rsinfer's errors
         rasters = {name: raster_info(path) for name, path in inputs.items()}
         asked = tiling or pipeline.default_tiling
         plan = _plan(pipeline, rasters, asked)
+        check_uncertainty(plan.samples, uncertainty)
         tiling = plan.tiling or asked  # a whole-scene job runs as one tile
         options = dataclasses.replace(output_options, dtype=output_options.dtype or plan.output.dtype,
                                       nodata=plan.output.nodata if output_options.nodata is None
@@ -104,8 +133,14 @@ def run(pipeline: ScenePipeline, inputs: Inputs, output: str | os.PathLike, *, t
         warn_untrained(pipeline.name, pipeline.weights)
         used = {name: path for name, path in inputs.items() if name in plan.bands}
         with OutputGroup(replace=output_options.overwrite) as outputs:
-            summary = run_scene(PlannedTiles(plan, pipeline.inputs()), used, output, grid=plan.grid, bands=plan.bands,
-                                progress=progress, tiling=tiling, output_options=options, tags=tags, outputs=outputs)
+            if plan.samples == 1:
+                summary = run_scene(PlannedTiles(plan, pipeline.inputs()), used, output, grid=plan.grid,
+                                    bands=plan.bands, progress=progress, tiling=tiling, output_options=options,
+                                    tags=tags, outputs=outputs, output_scale=plan.output.scale)
+            else:
+                summary = run_draws(plan, pipeline.inputs(), used, output, uncertainty, tiling=tiling,
+                                    output_options=options, grid_nodata=rasters[plan.grid].nodata, tags=tags,
+                                    progress=progress, outputs=outputs)
             if preview is not None:
                 rendering = pipeline.preview(os.fspath(outputs.temporary_of(output)), plan)
                 if rendering is not None:

@@ -12,6 +12,10 @@ it as one whole-grid tile. The user's `Tiling` describes the latent tiles in out
 latent tiles per network call (batch size, default 16).
 
 Weights: {"network": nnet_ema.pth, "vae": autoencoder_kl_ema.pth}, or "random:SEED" (both networks seeded).
+
+Uncertainty: `samples` = K > 1 translates the scene K times, draw k with the seed seed + k (its own initial and
+ignored-modality noise), and the output is the per-pixel mean of the K renderings; the runner can also write their
+per-band standard deviation (`rsinfer.pipelines.uncertainty`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from rsinfer.pipelines.copgen_scene import (LATENT_SCALE, LATENT_TILE, Fusion, r
 from rsinfer.pipelines.majortom import RENDERING_DESCRIPTIONS
 from rsinfer.pipelines.sentinel import S1Scale, s1_bands, s2_bands
 from rsinfer.pipelines.spec import PipelineSpec
+from rsinfer.pipelines.uncertainty import check_samples, stack_draws
 from rsinfer.samplers.pf_ode import SamplerName
 from rsinfer.scene import Tiles
 from rsinfer.tiling import Tiling
@@ -57,7 +62,8 @@ def _band_rule(modality: str) -> BandRule:
 @dataclass(frozen=True)
 class TranslateOptions:
     """target: the modality to generate. steps, sampler, seed: the PF-ODE solve (seed: posterior, initial and
-    ignored-modality noise; random weights too). engine ("torch" | "compile"), precision, backend: how the network runs.
+    ignored-modality noise; random weights too). samples: K draws (seeds seed … seed + K − 1) whose mean is the output.
+    engine ("torch" | "compile"), precision, backend: how the network runs.
     ignored: how modalities neither given nor generated are fed ("marginal" or the official "official-noise-t0").
     fusion: latent tiles fused at every step ("per-step") or once at the end ("per-tile"). s1_scale: S1 values.
     network, vae: config overrides (smaller networks for random weights)."""
@@ -66,6 +72,7 @@ class TranslateOptions:
     steps: int = 10
     sampler: SamplerName = "unipc"
     seed: int = 0
+    samples: int = 1
     engine: EngineKind = "torch"
     precision: Precision = "float32"
     backend: Backend = "auto"
@@ -89,6 +96,7 @@ class Translate(ScenePipeline):
             raise ValueError(f"translate needs a target modality, one of {MODALITIES}; got {o.target!r}")
         if not isinstance(o.steps, int) or o.steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {o.steps!r}")
+        check_samples(o.samples)
         if copgen is None:
             network, vae = self._networks()
             copgen = CopGenBeta(prepare(network, o.precision, o.engine, o.backend), vae, ignored=o.ignored)
@@ -130,10 +138,14 @@ class Translate(ScenePipeline):
                 values = tiles.inputs[name][0].clone()
                 values[:, ~tiles.masks[name][0]] = float("nan")  # the input's own nodata, not the engine's fill
                 renderings[name] = render_input(name, values, tiles.masks[name][0], o.s1_scale)
-            image = translate_images(self.copgen, renderings, o.target, o.steps, o.sampler, latent,
-                                     torch.Generator().manual_seed(o.seed), fusion=o.fusion)
-            out, _ = rendering_for_output(image, o.target, valid)
-            return out[None].float()  # (1, C, H, W)
+
+            def draw(k: int) -> torch.Tensor:  # (1, C, H, W) with the seed seed + k
+                image = translate_images(self.copgen, renderings, o.target, o.steps, o.sampler, latent,
+                                         torch.Generator().manual_seed(o.seed + k), fusion=o.fusion)
+                out, _ = rendering_for_output(image, o.target, valid)
+                return out[None].float()
+
+            return stack_draws(draw, o.samples)  # (1, K·C, H, W)
 
         return ScenePlan(translate, grid, bands,
                          OutputContract(RENDERING_DESCRIPTIONS[o.target], "uint8", 0),
@@ -142,7 +154,8 @@ class Translate(ScenePipeline):
                                "RSINFER_LATENT_TILING": json.dumps(dataclasses.asdict(latent)),
                                "RSINFER_CONDITIONS": ",".join(m for m in MODALITIES if m in rasters),
                                "RSINFER_VALUES": "Major TOM thumbnail rendering (uint8), not a physical quantity; "
-                                                 "0 = nodata"})
+                                                 "0 = nodata"},
+                         samples=o.samples)
 
     def run_tags(self) -> dict[str, str]:
         o = self.options

@@ -4,7 +4,7 @@ It knows tiles, grids, masks and blending — nothing of diffusion.
 
 `run_scene(fn, inputs, output, grid=None, tile=256, overlap=32, blend="cosine", batch_size=4, bands=None,
 nodata=None, dtype="float32", cog=False, overwrite=False, progress=True, *, tiling=None, output_options=None,
-tags=None) -> OutputSummary` — `tiling=Tiling(...)` and `output_options=OutputOptions(...)` are the value-object
+tags=None, outputs=None, output_scale=1.0) -> OutputSummary` — `tiling=Tiling(...)` and `output_options=OutputOptions(...)` are the value-object
 forms of the tiling and writing keywords.
 
 - **fn**: fn({name: (B, C_i, h_i, w_i) float32 CPU tensor}) -> (B, C_out, tile, tile) on the output grid; a
@@ -21,6 +21,9 @@ forms of the tiling and writing keywords.
   (`fit_tiling`); a scene smaller than that is padded (as nodata) to one tile and cropped back. `tile > 2·overlap`.
   `Tiling(tile=None)`: the whole grid as one tile (for
   jobs that need the whole scene; memory then grows with it).
+- **Coarser output**: `output_scale=1/f` writes on the grid input's grid coarsened by an integer f (same origin,
+  f-times pixels; e.g. one embedding per window); tile and overlap are multiples of f, fn returns tiles of tile/f
+  pixels, and an output cell is valid when any of its input pixels is (`rsinfer.scene.engine`).
 - **Nodata**: a pixel is valid when every band of every input is valid (not nodata, not NaN, covered). All-nodata
   tiles are not run (written as nodata); in partly invalid tiles fn sees each band's tile mean in place of invalid
   pixels, and the output is nodata there. Output nodata: `nodata`, else the grid input's, else NaN (float dtypes). A

@@ -14,6 +14,16 @@ A tile larger than the scene shrinks to the scene's longer side, rounded up to a
 pixels whole and fits the tile function (`fit_tiling`): the same single tile, without computing up to 256x the
 pixels as padding.
 
+A coarser output grid (`output_scale=1/f`, f an integer): the output is the grid input's grid coarsened f times (the
+transform scaled by f from the same origin, ceil(H/f) × ceil(W/f) pixels), e.g. one embedding per window. Windows are
+planned on the output grid (tile/f, overlap/f: tile and overlap must be multiples of f) and read over f times their
+size on the grid input's grid, so every window starts on a multiple of f; input pixels past the scene's edge (the last
+row or column of output pixels may cover fewer than f) read as nodata. The tile function gets the inputs at their own
+resolution (the grid input at f × f pixels per output pixel; `InputSpec.scale` stays relative to the grid input's
+grid) and returns (B, C_out, tile/f, tile/f). An output pixel is valid when ANY input pixel in its f × f cell is valid
+(in every input): the tile function sees each input's mask and decides how a partly valid cell counts (a masked mean,
+an encoder that drops invalid tokens); a cell with no valid pixel is nodata.
+
 Memory held is a few tile batches plus about one row of 256 × 256 blocks across the scene: it does not grow with the
 scene height, and only that row grows with its width. The two I/O threads spend their time in GDAL (which releases
 the GIL) and numpy; the merge thread's torch ops run single-threaded (`torch.set_num_threads` is per thread under
@@ -94,18 +104,20 @@ class _SceneJob:
 
     def __init__(self, fn: SceneFn, sources: Mapping[str, RasterSource], grid: Grid, output: Path, tiling: Tiling,
                  options: OutputOptions, tags: Mapping[str, str], progress: bool,
-                 outputs: OutputGroup | None = None) -> None:
-        self.fn, self.sources, self.grid, self.output, self.outputs = fn, sources, grid, output, outputs
+                 outputs: OutputGroup | None = None, factor: int = 1) -> None:
+        self.fn, self.sources, self.output, self.outputs = fn, sources, output, outputs
+        self.factor = factor  # grid-input pixels per output pixel, along each axis
+        self.grid = coarsened(grid, factor)  # the output grid; windows, shape and blending live on it
         self.tiling = tiling
-        self.overlap, self.blend, self.batch_size = tiling.overlap, tiling.blend, tiling.batch_size
+        self.overlap, self.blend, self.batch_size = tiling.overlap // factor, tiling.blend, tiling.batch_size
         self.options, self.tags = options, tags
-        self.nodata = output_nodata(options.nodata, grid, options.dtype)
+        self.nodata = output_nodata(options.nodata, self.grid, options.dtype)
         if tiling.tile is None:  # the whole grid as one tile
-            self.shape = grid.shape
-            self.windows = [Window(0, 0, grid.height, grid.width)]
+            self.shape = self.grid.shape
+            self.windows = [Window(0, 0, self.grid.height, self.grid.width)]
         else:
-            self.shape = (tiling.tile, tiling.tile)
-            self.windows = plan_windows(grid.height, grid.width, tiling.tile, tiling.overlap)
+            self.shape = (tiling.tile // factor, tiling.tile // factor)
+            self.windows = plan_windows(self.grid.height, self.grid.width, self.shape[0], self.overlap)
         self.progress = Progress(len(self.windows), progress)
         self.held = _HeldBytes()
         self.channels = 0  # output bands, known once fn first ran
@@ -164,7 +176,7 @@ class _SceneJob:
 
     def _read(self, windows: Sequence[Window]) -> TileBatch:
         try:
-            batch = read_batch(self.sources, windows, self.shape)
+            batch = read_batch(self.sources, windows, self.shape, self.factor)
         except OSError as err:
             raise read_failure(err, {name: source.name for name, source in self.sources.items()}) from err
         self.held.set(id(batch), batch.nbytes)
@@ -238,7 +250,8 @@ class _SceneJob:
         """Output bands when every tile was nodata: `fn.out_channels`, else one run of fn on a zero tile."""
         channels = getattr(self.fn, "out_channels", None)
         if channels is None:
-            scaled = {name: (round(self.shape[0] * s.spec.scale), round(self.shape[1] * s.spec.scale))
+            read = (self.shape[0] * self.factor, self.shape[1] * self.factor)  # on the grid input's grid
+            scaled = {name: (round(read[0] * s.spec.scale), round(read[1] * s.spec.scale))
                       for name, s in self.sources.items()}
             zeros = TileBatch([(self.windows[0], 0)],
                               {name: np.zeros((1, source.count, *scaled[name]), dtype=np.float32)
@@ -287,10 +300,40 @@ def _out_of_memory(err: BaseException) -> bool:
             or (isinstance(err, RuntimeError) and "can't allocate memory" in str(err)))
 
 
-def tile_multiple(specs: Mapping[str, InputSpec], fn: SceneFn) -> int:
+def coarsened(grid: Grid, factor: int) -> Grid:
+    """`grid` coarsened `factor` times: the same origin, pixels `factor` times larger (the transform scaled exactly,
+    not through 1/factor), ceil(H/factor) × ceil(W/factor) pixels."""
+    if factor == 1:
+        return grid
+    return replace(grid, transform=grid.transform * grid.transform.scale(factor), height=-(-grid.height // factor),
+                   width=-(-grid.width // factor))
+
+
+def output_factor(output_scale: float) -> int:
+    """The integer f of `output_scale` = 1/f (output pixels per grid-input pixel along each axis)."""
+    if isinstance(output_scale, bool) or not isinstance(output_scale, (int, float)) or not (
+            math.isfinite(output_scale) and 0 < output_scale <= 1):
+        raise ValueError(f"output_scale must be 1/f for an integer f >= 1 (an output pixel of f x f grid-input "
+                         f"pixels), got {output_scale!r}")
+    factor = round(1 / output_scale)
+    if not math.isclose(factor * output_scale, 1.0, rel_tol=1e-9):
+        raise ValueError(f"output_scale must be 1/f for an integer f >= 1, got {output_scale!r} "
+                         f"(1/{1 / output_scale:g})")
+    return factor
+
+
+def check_output_factor(tiling: Tiling, factor: int) -> None:
+    """Tile and overlap must be whole output pixels of `factor` grid-input pixels."""
+    if factor > 1 and tiling.tile is not None and (tiling.tile % factor or tiling.overlap % factor):
+        raise ValueError(f"tile {tiling.tile} and overlap {tiling.overlap} must be multiples of {factor}: the output "
+                         f"pixel is {factor} x {factor} input pixels (output_scale 1/{factor})")
+
+
+def tile_multiple(specs: Mapping[str, InputSpec], fn: SceneFn, factor: int = 1) -> int:
     """The multiple every tile side must be: whole pixels of every input read at a coarser scale (4 for a 4x coarser
-    input), and `fn.tile_multiple` when the tile function states one."""
-    multiple = int(getattr(fn, "tile_multiple", 1) or 1)
+    input), whole output pixels of a coarser output grid (`factor`), and `fn.tile_multiple` when the tile function
+    states one."""
+    multiple = math.lcm(int(getattr(fn, "tile_multiple", 1) or 1), factor)
     for spec in specs.values():
         if spec.scale < 1:
             multiple = math.lcm(multiple, round(1 / spec.scale))
@@ -309,6 +352,14 @@ def fit_tiling(tiling: Tiling, shape: tuple[int, int], multiple: int = 1) -> Til
     overlap = min(tiling.overlap, (side - 1) // 2 // multiple * multiple)
     _log.info("tile %d is larger than the %d x %d scene: using %d (overlap %d)", tiling.tile, *shape, side, overlap)
     return replace(tiling, tile=side, overlap=overlap)
+
+
+def _read_extent(tile: int | None, shape: tuple[int, int] | None, factor: int) -> int | None:
+    """How far reads may reach past the grid, per axis: one tile, and with a coarser output every whole output
+    pixel (the grid rounded up to a multiple of `factor`)."""
+    if factor == 1 or shape is None:
+        return tile
+    return max(tile or 0, *(-(-side // factor) * factor for side in shape))
 
 
 def _tiling_of(tiling: Tiling | None, tile, overlap, blend, batch_size) -> Tiling:
@@ -336,8 +387,10 @@ def run_scene(fn: SceneFn, inputs: Inputs, output: str | os.PathLike, grid: str 
               bands: Mapping[str, Sequence[int]] | None = None, nodata: float | None = _UNSET,
               dtype: OutputDtype = _UNSET, cog: bool = _UNSET, overwrite: bool = _UNSET, progress: bool = True, *,
               tiling: Tiling | None = None, output_options: OutputOptions | None = None,
-              tags: Mapping[str, str] | None = None, outputs: OutputGroup | None = None) -> OutputSummary:
-    """Run `fn` over every tile of the scene and write the blended result on the grid of input `grid`.
+              tags: Mapping[str, str] | None = None, outputs: OutputGroup | None = None,
+              output_scale: float = 1.0) -> OutputSummary:
+    """Run `fn` over every tile of the scene and write the blended result on the grid of input `grid` (coarsened by
+    f when `output_scale` = 1/f, see the module docstring).
 
     fn(batch) takes {name: (B, C_i, h_i, w_i) float32} — h_i = tile · scale of that input, see `InputSpec` — and
     returns (B, C_out, tile, tile) on the output grid; a `TileFunction` gets `Tiles` (the same tensors plus masks and
@@ -349,6 +402,8 @@ def run_scene(fn: SceneFn, inputs: Inputs, output: str | os.PathLike, grid: str 
     4). Writing: `output_options=OutputOptions(dtype, nodata, cog, overwrite, compress)` or dtype/nodata/cog/overwrite
     as keywords (default dtype float32). `tags` are written into the file (over fn's `output_tags`). `outputs`: an
     `OutputGroup` that moves the finished raster into place with the caller's other outputs (None: moved at once).
+    `output_scale`: 1/f for an output grid f times coarser than the grid input's (tile and overlap, in grid-input
+    pixels, must be multiples of f; fn returns (B, C_out, tile/f, tile/f)).
     See the package docstring for nodata, blending and output rules.
     """
     tiling = _tiling_of(tiling, tile, overlap, blend, batch_size)
@@ -357,15 +412,20 @@ def run_scene(fn: SceneFn, inputs: Inputs, output: str | os.PathLike, grid: str 
         options = replace(options, dtype="float32")
     output = check_output(output, options.overwrite)
     specs = input_specs_of(fn, list(inputs))
+    factor = output_factor(output_scale)
     with gdal_environment():
         grid_name = next(iter(inputs), None) if grid is None else grid
-        if tiling.tile is not None and grid_name in inputs:
-            tiling = fit_tiling(tiling, raster_info(inputs[grid_name]).shape, tile_multiple(specs, fn))
+        needs_shape = grid_name in inputs and (tiling.tile is not None or factor > 1)
+        shape = raster_info(inputs[grid_name]).shape if needs_shape else None
+        if tiling.tile is not None and shape is not None:
+            tiling = fit_tiling(tiling, shape, tile_multiple(specs, fn, factor))
         if tiling.tile is not None:
             check_tile_scales(specs, tiling.tile)
-        the_grid, sources = open_inputs(inputs, grid, bands, specs, pad_to=tiling.tile)
+            check_output_factor(tiling, factor)
+        the_grid, sources = open_inputs(inputs, grid, bands, specs, pad_to=_read_extent(tiling.tile, shape, factor))
         try:
-            job = _SceneJob(fn, sources, the_grid, output, tiling, options, dict(tags or {}), progress, outputs)
+            job = _SceneJob(fn, sources, the_grid, output, tiling, options, dict(tags or {}), progress, outputs,
+                            factor)
             return job.run()
         finally:
             close_all(sources)

@@ -5,6 +5,10 @@ another scale contribute their mask resized by nearest neighbour). Tiles with no
 invalid tile, each input's invalid pixels are filled with the mean of that band over the tile's valid pixels (a
 neutral value that keeps convolutions near the hole calm; 0 when a band has no valid pixel there), and the output is
 masked there afterwards, so the fill never reaches the written raster.
+
+With an output grid f times coarser than the grid input's (`read_batch(..., factor=f)`), windows and tile shape are
+on the output grid, every input is read over f times their size, and an output pixel is valid when any pixel of its
+f × f cell is valid (`coarse_any`).
 """
 
 from __future__ import annotations
@@ -27,10 +31,11 @@ class Tiles:
 
     inputs: name → (B, C_i, h_i, w_i) float32, invalid pixels filled (see the module docstring);
     masks: name → (B, h_i, w_i) bool, each input's own validity at its own scale;
-    valid: (B, h, w) bool, the joint validity on the output grid (the output is nodata where it is False);
+    valid: (B, h, w) bool, the joint validity on the output grid (the output is nodata where it is False; on a
+        coarser output grid, a pixel whose cell holds any jointly valid input pixel);
     windows: the B windows on the output grid (a window is smaller than the tile only when the scene is, and the
         tensors are then padded below and to the right);
-    shape: (h, w), the tile size on the output grid.
+    shape: (h, w), the tile size on the output grid (inputs are read over `factor` times that on a coarser grid).
     """
 
     inputs: dict[str, torch.Tensor]
@@ -84,17 +89,34 @@ def fill_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return values
 
 
-def read_batch(sources: Mapping[str, RasterSource], windows: Sequence[Window], shape: tuple[int, int]) -> TileBatch:
-    """Read `windows` as tiles of `shape` (h, w) (padded past the grid as invalid), skipping all-invalid ones."""
+def coarse_any(valid: np.ndarray, factor: int) -> np.ndarray:
+    """(h·f, w·f) validity → (h, w): a cell is valid when any of its f × f pixels is."""
+    if factor == 1:
+        return valid
+    h, w = valid.shape[0] // factor, valid.shape[1] // factor
+    return valid.reshape(h, factor, w, factor).any(axis=(1, 3))
+
+
+def read_batch(sources: Mapping[str, RasterSource], windows: Sequence[Window], shape: tuple[int, int],
+               factor: int = 1) -> TileBatch:
+    """Read `windows` as tiles of `shape` (h, w) (padded past the grid as invalid), skipping all-invalid ones.
+
+    `factor`: windows and shape are on an output grid `factor` times coarser than the grid the sources are read on;
+    each tile is read over (h·factor, w·factor) pixels from (row·factor, col·factor), `valid` is `coarse_any` of the
+    joint validity, and the entries keep the output-grid windows.
+    """
     entries: list[tuple[Window, int | None]] = []
     stacks: dict[str, list[np.ndarray]] = {name: [] for name in sources}
     input_masks: dict[str, list[np.ndarray]] = {name: [] for name in sources}
     masks: list[np.ndarray] = []
+    read_shape = (shape[0] * factor, shape[1] * factor)
     for window in windows:
-        reads = {name: source.read(window, shape) for name, source in sources.items()}
-        valid = np.ones(shape, dtype=bool)
+        footprint = Window(window.row * factor, window.col * factor, window.height * factor, window.width * factor)
+        reads = {name: source.read(footprint, read_shape) for name, source in sources.items()}
+        joint = np.ones(read_shape, dtype=bool)
         for _, mask in reads.values():
-            valid &= mask_on_grid(mask, shape)
+            joint &= mask_on_grid(mask, read_shape)
+        valid = coarse_any(joint, factor)
         if not valid.any():
             entries.append((window, None))
             continue

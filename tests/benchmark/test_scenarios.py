@@ -8,27 +8,10 @@ import random
 import numpy as np
 import pytest
 
+from tests.benchmark.simulated_clock import SimulatedClock
+
 from rsinfer.benchmark import LatencySummary, RunLength, percentile, poisson_arrivals
-from rsinfer.benchmark.scenarios import offline, server, single_stream
-
-
-class SimulatedClock:
-    """Time that moves only when a call runs (by its service time) or the loop sleeps."""
-
-    def __init__(self) -> None:
-        self.time = 1000.0
-
-    def now(self) -> float:
-        return self.time
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds > 0
-        self.time += seconds
-
-    def service(self, seconds: float):
-        def call() -> None:
-            self.time += seconds
-        return call
+from rsinfer.benchmark.scenarios import offline, server, single_stream, warm_up
 
 
 @pytest.mark.parametrize("count", [1, 2, 7, 100, 1001])
@@ -50,6 +33,20 @@ def test_single_stream_alternates_candidates_query_by_query():
     assert a.latencies == pytest.approx([0.002] * 3) and b.latencies == pytest.approx([0.005] * 3)
     assert a.issued == pytest.approx([0.0, 0.007, 0.014]) and b.issued == pytest.approx([0.002, 0.009, 0.016])
     assert (a.busy, b.busy) == pytest.approx((0.006, 0.015))
+
+
+def test_warm_up_runs_each_candidate_apart_before_measuring():
+    clock, order = SimulatedClock(), []
+
+    def candidate(name: str, seconds: float):
+        def call() -> None:
+            order.append(name)
+            clock.time += seconds
+        return call
+
+    assert warm_up([candidate("a", 0.5), candidate("b", 0.25)], 2, clock) == [[0.5, 0.5], [0.25, 0.25]]
+    assert order == ["a", "a", "b", "b"] and clock.time == pytest.approx(1001.5)
+    assert warm_up([candidate("a", 0.5)], 0, clock) == [[]]
 
 
 def test_duration_counts_each_candidates_busy_time():

@@ -137,7 +137,9 @@ def test_bad_arguments_raise_value_error_naming_the_value(call, match: str) -> N
 
 def test_build_info_reports_the_build() -> None:
     info = ext.build_info()
-    assert set(info) == {"compiler", "openmp", "threads", "simd_compiled", "simd_selected", "cuda_objects"}
+    assert set(info) == {"compiler", "openmp", "threads", "simd_compiled", "simd_selected", "cuda_objects", "torch",
+                         "torch_cxx11_abi"}
+    assert info["torch"] == torch.__version__  # the torch it was built against: ext.py refuses any other
     assert info["compiler"].split()[0] in {"GNU", "Clang"}
     assert int(info["openmp"]) >= 201307  # OpenMP 4.0+: the version macro of the compiler that built the kernels
     assert int(info["threads"]) == torch.get_num_threads()

@@ -31,6 +31,8 @@ RUNS = {
                 Tiling(64, 16)),
     "translate": (PipelineSpec("translate", "random:1", {"target": "s2_l2a", "steps": 1, "network": COPGEN_TINY,
                                                          "vae": VAE_TINY}), {"s1_rtc": "s1"}, None),
+    "classify": (PipelineSpec("classify", "random:1"), {"s2": "s2"}, None),
+    "embed": (PipelineSpec("embed", "random:1"), {"s2": "s2"}, None),
 }
 EXPECTED_TAGS = {"RSINFER_VERSION", "RSINFER_PIPELINE", "RSINFER_MODEL", "RSINFER_WEIGHTS", "RSINFER_TILING",
                  "RSINFER_INPUTS", "RSINFER_CREATED"}
