@@ -63,16 +63,13 @@ lint: setup
 # (THREADS=1 sets torch's threads: faster on a machine that other jobs share). In order: the environment report; an
 # NDWI COG of the Sen1Floods11 chip through the scene engine; cloud removal with the demo weights on the chip's
 # held-out columns 384-511 under a fixed synthetic cloud field (the SAR model, the SAR-free one, and the mean and
-# per-band std of 8 i2sb draws); pansharpening with the demo weights on a held-out Landsat 8 Wald pair (when
-# weights/crossdiff-demo.safetensors exists); COP-GEN-Beta S1 -> S2 L2A translation of a 256 x 256 crop with seeded
+# per-band std of 8 i2sb draws); pansharpening with the demo weights on a held-out Landsat 8 Wald pair; COP-GEN-Beta S1 -> S2 L2A translation of a 256 x 256 crop with seeded
 # RANDOM weights (no official ones can be downloaded here). demo.heldout writes the held-out inputs, demo.report the
 # quality tables (also $(OUT)/quality.md) and one side-by-side preview per model (before | after | reference).
 # Every output is tagged with its weights (demo:<name> or random) and every preview carries their banner.
 # The held-out strip is 128 pixels wide: 128-pixel tiles (overlap 32) compute 2.4x fewer pixels than padded 256s.
 DECLOUD := $(BIN)/rsinfer decloud --s2 $(OUT)/decloud/s2_cloudy.tif --s1 $(OUT)/decloud/s1.tif --tile 128 --overlap 32 \
 	--overwrite
-PANSHARPEN := $(BIN)/rsinfer pansharpen --pan $(OUT)/pansharpen/pan_synthetic.tif --ms $(OUT)/pansharpen/ms.tif \
-	--weights demo --out $(OUT)/pansharpen/crossdiff-demo.tif --overwrite
 THREADS ?= 1
 run: export OMP_NUM_THREADS := $(THREADS)
 run: setup
@@ -84,8 +81,8 @@ run: setup
 	$(DECLOUD) --weights demo:dbcr-demo-sar-free --out $(OUT)/decloud/dbcr-demo-sar-free.tif
 	$(DECLOUD) --weights demo --sampler i2sb --steps 5 --samples 8 --out $(OUT)/decloud/dbcr-demo_i2sb_mean.tif \
 		--uncertainty-out $(OUT)/decloud/dbcr-demo_i2sb_std.tif
-	@if [ -f weights/crossdiff-demo.safetensors ]; then echo '$(PANSHARPEN)'; $(PANSHARPEN); \
-	else echo "pansharpening with demo weights: not available yet (no weights/crossdiff-demo.safetensors)"; fi
+	$(BIN)/rsinfer pansharpen --pan $(OUT)/pansharpen/pan_synthetic.tif --ms $(OUT)/pansharpen/ms.tif --weights demo \
+		--out $(OUT)/pansharpen/crossdiff-demo.tif --overwrite
 	$(BIN)/rsinfer translate --model copgen-beta --random-weights --input s1_rtc=$(OUT)/translate/s1.tif --target s2_l2a \
 		--out $(OUT)/translate/s2_l2a.tif --preview $(OUT)/translate/s2_l2a.png --steps 4 --sampler unipc --seed 0 --overwrite
 	$(BIN)/python -m demo.report --data $(DATA) --out $(OUT)
@@ -96,7 +93,7 @@ bench: setup
 	$(BIN)/python bench/ops.py
 
 # Regenerates every shipped weight file in weights/ (fixed seeds; the exact command and git commit go into each file's
-# model card). Cloud removal about 30 + 18 minutes on a quiet 2-core machine (train/README.md), pansharpening about 10.
+# model card). Cloud removal about 30 + 18 minutes on a quiet 2-core machine (train/README.md), pansharpening about 7.
 .PHONY: demo-weights
 demo-weights: setup
 	$(BIN)/python -m train.decloud --preset dbcr-demo --steps 6000 --threads 2 --compile --out weights/dbcr-demo.safetensors

@@ -1,18 +1,18 @@
 """How much tiling changes a CrossDiff scene: tile-vs-whole PSNR and seam ratio per overlap and blend.
 
     .venv/bin/python bench/pansharpen_tiling.py [--size 512] [--tile 256] [--overlaps 0 16 32 64 96]
-        [--blends cosine gaussian constant crop] [--threads 2] [--seed 0]
+        [--blends cosine gaussian constant crop] [--threads 2] [--seed 0] [--weights demo]
 
 The fusion head's cSE gates scale every channel by a function of its mean over the whole input, so a tile's output
 depends on all of the tile and tiled scenes never equal the whole image exactly (the U-Net encoders and the rest of
 the head are local, with a receptive field of a few dozen pixels). This measures the effect on a Wald pair made from
 the bundled Landsat 8 scene (B2, B3, B4 of a `--size`² crop at rows/cols 600/700 are the reference; MS = MTF-degraded
 and decimated by 4; PAN = SYNTHETIC, the mean of the three bands, at the reference scale), sensor landsat-8
-(DN scale 65535), official-size networks with seeded random weights (`random:SEED`; no trained weights are
-available here, so the gates' sensitivity is that of untrained networks).
+(DN scale 65535), official-size networks with seeded random weights (`random:SEED`), or `--weights demo`: the
+demo weights trained here (weights/README.md), at the DN scale of their model card.
 
 The whole image is sharpened in one piece (`Pansharpen.sharpen_dn`); each (overlap, blend) runs through the scene
-engine (`rsinfer.pipelines.run`, float32 output). Reported, on the model's [0, 1] scale (DN / 65535):
+engine (`rsinfer.pipelines.run`, float32 output). Reported, on the model's [0, 1] scale (DN / the DN scale):
 - PSNR tiled vs whole (data range 1);
 - residual change: ‖tiled − whole‖ / ‖whole − MS_up‖, the share of the network's contribution that tiling changes;
 - seam ratio: mean squared neighbour difference over the pixel pairs in overlap bands or across a tile edge, divided
@@ -103,11 +103,16 @@ def main() -> int:
     parser.add_argument("--blends", nargs="+", default=["cosine", "gaussian", "constant", "crop"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--weights", help="the pipeline's weights (default random:SEED, official size; demo: the "
+                                          "crossdiff-demo weights at their model card's DN scale)")
     parser.add_argument("--jsonl", type=Path, default=Path(__file__).with_suffix(".jsonl"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    scale = sensor("landsat-8").dn_scale
-    pipe = build(PipelineSpec("pansharpen", f"random:{args.seed}", {"sensor": "landsat-8", "seed": args.seed}))
+    weights = args.weights or f"random:{args.seed}"
+    trained = not weights.startswith("random:")
+    options = {"seed": args.seed} if trained else {"sensor": "landsat-8", "seed": args.seed}
+    pipe = build(PipelineSpec("pansharpen", weights, options))
+    scale = pipe.dn_scale
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with tempfile.TemporaryDirectory() as tmp:
         pan_path, ms_path, pan, ms = wald_pair(args.size, Path(tmp))
@@ -117,8 +122,9 @@ def main() -> int:
         whole_seconds = time.perf_counter() - start
         ms_up = pipe.crossdiff(3).sharpen(pan_t, ms_t).ms_up[0].double().numpy()
         residual = np.linalg.norm(whole - ms_up)
-        print(f"Wald pair {args.size}² PAN (synthetic) / {args.size // 4}² MS, Landsat 8 B2 B3 B4, official-size "
-              f"random:{args.seed} networks; whole image {whole_seconds:.1f} s; |residual| / |MS_up| = "
+        networks = f"{weights} networks" if trained else f"official-size random:{args.seed} networks"
+        print(f"Wald pair {args.size}² PAN (synthetic) / {args.size // 4}² MS, Landsat 8 B2 B3 B4, {networks}; "
+              f"whole image {whole_seconds:.1f} s; |residual| / |MS_up| = "
               f"{residual / np.linalg.norm(ms_up):.3f}", flush=True)
         print("\n| overlap | blend | PSNR tiled vs whole (dB) | residual change | seam ratio | seconds |")
         print("|---|---|---|---|---|---|")
@@ -137,7 +143,7 @@ def main() -> int:
                            psnr_db=10 * np.log10(1 / mse) if mse else float("inf"),
                            residual_change=float(np.linalg.norm(tiled - whole) / residual),
                            seam_ratio=neighbour_ratio(tiled, pairs) / neighbour_ratio(whole, pairs),
-                           seconds=seconds, threads=args.threads, seed=args.seed, date=date)
+                           seconds=seconds, threads=args.threads, seed=args.seed, weights=weights, date=date)
                 with open(args.jsonl, "a") as handle:
                     handle.write(json.dumps(row) + "\n")
                 print(f"| {overlap} | {blend} | {row['psnr_db']:.1f} | {row['residual_change']:.2e} | "

@@ -181,8 +181,8 @@ MUTATIONS: list[Mutation] = [
              WRITER_TESTS),
     Mutation("writer-truncation", "integer outputs truncated instead of rounded",
              "rsinfer/io/writer.py",
-             "np.clip(np.rint(values), info.min, info.max)",
-             "np.clip(np.trunc(values), info.min, info.max)",
+             "np.clip(np.rint(np.where(missing, 0, values)), info.min, info.max)",
+             "np.clip(np.trunc(np.where(missing, 0, values)), info.min, info.max)",
              ("tests/scene/test_scene_engine.py",)),
     # ------------------------------------------------------------------------------------------------- models
     Mutation("copgen-skip-order", "COP-GEN-Beta long-skip concatenation order swapped",

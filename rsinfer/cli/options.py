@@ -10,7 +10,7 @@
 | `--precision` | float32, bfloat16, float16 |
 | `--backend` | the ops backend: auto, reference, triton, ext |
 | `--threads`, `--thread-wait` | ONNX Runtime intra-op threads and how they idle (spin, sleep) |
-| `--tile`, `--overlap` | tile side and overlap in output pixels |
+| `--tile`, `--overlap` | tile side and overlap in pixels of the grid input (the output's grid unless it is coarser) |
 | `--blend` | how overlapping tiles blend: cosine, gaussian, constant, crop |
 | `--batch-size` | tiles per network call |
 | `--seed` | the seed of every random draw (and of random weights) |
@@ -165,8 +165,9 @@ def add_seed(parser: argparse.ArgumentParser) -> None:
 
 def add_tiling(parser: argparse.ArgumentParser, pipeline: str) -> None:
     tile, overlap, blend, batch = entry(pipeline).tiling
-    parser.add_argument("--tile", type=int, help=f"tile side in output pixels (default {tile})")
-    parser.add_argument("--overlap", type=int, help=f"tile overlap in output pixels (default {overlap})")
+    parser.add_argument("--tile", type=int,
+                        help=f"tile side in pixels of the input whose grid the output takes (default {tile})")
+    parser.add_argument("--overlap", type=int, help=f"tile overlap in those pixels (default {overlap})")
     parser.add_argument("--blend", choices=BLEND_MODES, help=f"how overlapping tiles blend (default {blend})")
     parser.add_argument("--batch-size", type=int, help=f"tiles per network call (default {batch})")
 

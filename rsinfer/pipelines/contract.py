@@ -38,8 +38,9 @@ from rsinfer.tiling import Tiling, plan_windows
 
 @dataclass(frozen=True)
 class InputContract:
-    """One named input: what it is, which bands are read (`bands`), and where it lies relative to the output grid
-    (`scale`: its pixels per output pixel; `resampling` when it is not on that grid)."""
+    """One named input: what it is, which bands are read (`bands`), and where it lies relative to the grid input's
+    grid (`scale`: its pixels per grid-input pixel, whatever the output's own scale; `resampling` when it is not on
+    that grid)."""
 
     name: str
     description: str

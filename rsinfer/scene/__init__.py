@@ -4,8 +4,9 @@ It knows tiles, grids, masks and blending — nothing of diffusion.
 
 `run_scene(fn, inputs, output, grid=None, tile=256, overlap=32, blend="cosine", batch_size=4, bands=None,
 nodata=None, dtype="float32", cog=False, overwrite=False, progress=True, *, tiling=None, output_options=None,
-tags=None, outputs=None, output_scale=1.0) -> OutputSummary` — `tiling=Tiling(...)` and `output_options=OutputOptions(...)` are the value-object
-forms of the tiling and writing keywords.
+tags=None, outputs=None, output_scale=1.0) -> OutputSummary` — `tiling=Tiling(...)` and
+`output_options=OutputOptions(...)` are the value-object forms of the tiling and writing keywords; `output_scale` = 1/f
+writes an output grid f times coarser than the grid input's.
 
 - **fn**: fn({name: (B, C_i, h_i, w_i) float32 CPU tensor}) -> (B, C_out, tile, tile) on the output grid; a
   `TileFunction` is called with `Tiles` instead (the same tensors plus each input's mask, the joint validity and the

@@ -16,7 +16,6 @@ from rasterio.windows import Window as RioWindow
 
 from demo import heldout, report
 from rsinfer.cli import main
-from rsinfer.pipelines.demo_weights import demo_names
 from rsinfer.tiling import Window
 from train.clouds import generate_clouds
 from train.evaluate_pansharpen import LANDSAT
@@ -90,11 +89,9 @@ def test_the_main_job_runs_end_to_end_on_small_crops(data_dir, tmp_path, monkeyp
     assert main([*decloud, "--weights", "demo:dbcr-demo-sar-free", "--out", str(sar_free)]) == 0
     assert main([*decloud, "--weights", "demo", "--sampler", "i2sb", "--steps", "2", "--samples", "2", "--out",
                  str(draws), "--uncertainty-out", str(out / "decloud" / "std.tif")]) == 0
-    pansharpen = "crossdiff-demo" in demo_names()  # the pansharpening demo weights, once they are shipped
-    if pansharpen:
-        assert main(["pansharpen", "--pan", str(out / heldout.PANSHARPEN["pan"]), "--ms",
-                     str(out / heldout.PANSHARPEN["ms"]), "--weights", "demo", "--out",
-                     str(out / report.PANSHARPEN_OUTPUT), "--quiet"]) == 0
+    assert main(["pansharpen", "--pan", str(out / heldout.PANSHARPEN["pan"]), "--ms",
+                 str(out / heldout.PANSHARPEN["ms"]), "--weights", "demo", "--out", str(out / report.PANSHARPEN_OUTPUT),
+                 "--quiet"]) == 0
     capsys.readouterr()
 
     assert report.main(["--out", str(out), "--data", str(data_dir)]) == 0
@@ -114,10 +111,8 @@ def test_the_main_job_runs_end_to_end_on_small_crops(data_dir, tmp_path, monkeyp
         png = path.with_name(f"preview_{path.stem}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and b"DEMO WEIGHTS - TRAINED ON ONE SCENE" in png
         assert f"cloudy input | {label} | clear reference".encode() in png  # the Panels text chunk
-    if pansharpen:
-        table = numbers["pansharpen"]
-        crossdiff = table[f"{report.label_of(out / report.PANSHARPEN_OUTPUT)} (rsinfer pansharpen)"]
-        assert crossdiff["ERGAS"] < table["EXP"]["ERGAS"]
-        assert (out / "pansharpen" / "preview_crossdiff-demo.png").is_file()
-    else:
-        assert "Pansharpening with demo weights: not available yet" in printed
+    table = numbers["pansharpen"]
+    crossdiff = table[f"{report.label_of(out / report.PANSHARPEN_OUTPUT)} (rsinfer pansharpen)"]
+    assert crossdiff["ERGAS"] < table["EXP"]["ERGAS"]
+    png = (out / "pansharpen" / "preview_crossdiff-demo.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and b"DEMO WEIGHTS - TRAINED ON ONE SCENE" in png

@@ -26,10 +26,10 @@ from train.evaluate_pansharpen import HOLDOUT, landsat_bands
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 SHIPPED = WEIGHTS / "crossdiff-demo.safetensors"
-# A 256² crop inside the hold-out (rows 1100–1355, cols 1600–1855). The shipped weights measured ERGAS 0.262 there
-# through the CLI (256² tile, whole crop), EXP 0.592: 0.44 of EXP. The test asks for at most 0.60 of EXP (a margin of
-# 40 %), ~0.09 above the measured value, for other machines and retraining.
-CROP_ORIGIN, CROP_SIDE, ERGAS_FRACTION_OF_EXP = (1100, 1600), 256, 0.60
+# A 256² crop inside the hold-out (rows 1100–1355, cols 1600–1855). The shipped weights measured ERGAS 0.288 there
+# through the CLI (256² tile, whole crop), EXP 0.557: 0.52 of EXP. The test asks for at most 0.70 of EXP, a margin of
+# 0.18 of EXP above the measured value for other machines and retraining, and still a clear gain over EXP.
+CROP_ORIGIN, CROP_SIDE, ERGAS_FRACTION_OF_EXP = (1100, 1600), 256, 0.70
 
 
 def _card() -> dict[str, str]:
