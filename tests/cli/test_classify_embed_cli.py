@@ -125,3 +125,25 @@ def test_bad_band_lists_are_argparse_errors(scenes, tmp_path, capsys) -> None:
               str(tmp_path / "o.tif")])
     assert exit_info.value.code == 2
     assert "expected band names separated by commas" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["classify", "embed"])
+@pytest.mark.parametrize("scene", ["patch", "landsat"])
+def test_both_commands_on_both_scenes(scenes, tmp_path, command, scene) -> None:
+    """Each command on the BigEarthNet patch (12 bands by description) and on the 3-band Landsat crop: a georeferenced
+    output on the scene's grid coarsened by the window, that gdalinfo reads."""
+    out = tmp_path / f"{command}.tif"
+    sensor = ["--sensor", "landsat-8", "--bands", "B4,B3,B2"] if scene == "landsat" else []
+    tiling = ["--tile", "48"] + (["--overlap", "16"] if command == "classify" else [])
+    assert main([command, "--random-weights", "--s2", scenes[scene], *sensor, *tiling, "--out", str(out),
+                 "--quiet"]) == 0
+    info = gdalinfo(out)
+    with rasterio.open(scenes[scene]) as src:
+        expected = src.transform * src.transform.scale(48 if command == "embed" else 1)
+        grid = (src.width, src.height)
+    np.testing.assert_allclose(info["geoTransform"][::3], expected.to_gdal()[::3], rtol=1e-12)  # the origin
+    assert metadata_item(info, "", "RSINFER_PIPELINE") == command
+    cells = 48 if command == "embed" else 1  # embed: one pixel per window; classify: the scene's own pixels
+    assert info["size"] == [-(-grid[0] // cells), -(-grid[1] // cells)]
+    values = _read(out)[0]
+    assert np.isfinite(values[~np.isnan(values)]).all() and values.size
