@@ -217,6 +217,18 @@ def begin_run(module: str, argv: Sequence[str] | None,
     return args, command, machine, commit
 
 
+def write_weights(path: str | os.PathLike, state: dict[str, torch.Tensor], card: dict[str, str]) -> Path:
+    """`state` as safetensors with `card` as its metadata, written atomically (safetensors' own writer leaves a
+    0600 file in place while it writes); the folder is created."""
+    from safetensors.torch import save
+
+    from rsinfer.files import write_bytes_atomically
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return write_bytes_atomically(out, save(state, metadata=card))
+
+
 def model_card(args: argparse.Namespace, net: DbCrNet, curve: list[dict], metrics: dict, storage: str,
                storage_check: dict, wall: float, cpu: float, machine: str, command: str,
                commit: str) -> dict[str, str]:
@@ -307,13 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     card = model_card(args, net, curve, card_metrics(report), storage, storage_check, wall, cpu, machine, command,
                       commit)
 
-    from safetensors.torch import save
-
-    from rsinfer.files import write_bytes_atomically
-
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomically(out, save(state, metadata=card))
+    out = write_weights(args.out, state, card)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {storage}); {curve[-1]['step']} steps in "
           f"{wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU")
     for set_name, rows in report.items():

@@ -58,7 +58,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -73,7 +72,8 @@ from rsinfer.pipelines.crossdiff import RATIO, CrossDiff
 from rsinfer.samplers.cosine_schedule import cosine_schedule
 from rsinfer.tiling import Window
 from train.data import CropSampler, read_bands
-from train.decloud import STORAGE_DTYPES, STORAGE_TOLERANCE_DB, begin_run, cast_state, learning_rate
+from train.decloud import (STORAGE_DTYPES, STORAGE_TOLERANCE_DB, begin_run, cast_state, learning_rate,
+                           write_weights)
 from train.evaluate_pansharpen import (BASELINE_NAMES, HOLDOUT, WaldPair, baseline, evaluate, heldout_pair,
                                        landsat_bands, landsat_paths, markdown, quality)
 
@@ -458,13 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics = {row: {k: round(v, 5) for k, v in values.items()} for row, values in evaluate(methods, pair).items()}
     card = model_card(args, nets, curves, metrics, storage, storage_check, wall, cpu, machine, command, commit)
 
-    from safetensors.torch import save
-
-    from rsinfer.files import write_bytes_atomically
-
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomically(out, save(state_of(nets, STORAGE_DTYPES[storage]), metadata=card))
+    out = write_weights(args.out, state_of(nets, STORAGE_DTYPES[storage]), card)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {storage}); steps {card['steps']}, "
           f"{sum(wall.values()) / 60:.1f} min wall ({card['wall_time_per_stage_s']} s), {cpu / 60:.1f} min CPU")
     print(markdown(metrics))
