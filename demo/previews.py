@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from rsinfer.pipelines.preview import write_png
+from rsinfer.pipelines.preview import finite_quantiles, write_png
 from rsinfer.pipelines.provenance import weights_banner
 from rsinfer.pipelines.spec import Weights
 
@@ -28,14 +28,13 @@ Limits = tuple[torch.Tensor, torch.Tensor]  # low, high: (C, 1, 1) each
 
 
 def stretch_limits(image: torch.Tensor, low: float = 0.02, high: float = 0.98) -> Limits:
-    """Per channel of `image` (C, H, W): the `low` and `high` quantiles of its finite values (at most 100k of them)."""
+    """Per channel of `image` (C, H, W): the `low` and `high` quantiles of its finite values (`finite_quantiles`)."""
     lows, highs = [], []
     for channel in image:
-        finite = channel[torch.isfinite(channel)].double()
-        finite = finite[:: max(1, finite.numel() // 100_000)] if finite.numel() else torch.zeros(1, dtype=torch.double)
-        lo, hi = torch.quantile(finite, torch.tensor([low, high], dtype=torch.double))
-        lows.append(float(lo))
-        highs.append(max(float(hi), float(lo) + 1e-12))
+        limits = finite_quantiles(channel.double(), low, high)
+        lo, hi = (0.0, 0.0) if limits is None else (float(limits[0]), float(limits[1]))
+        lows.append(lo)
+        highs.append(max(hi, lo + 1e-12))
     return torch.tensor(lows)[:, None, None], torch.tensor(highs)[:, None, None]
 
 

@@ -17,8 +17,7 @@ from the cloudy image), would give K equal draws, so K > 1 with either is refuse
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +31,7 @@ from rsinfer.pipelines.contract import (EngineOptions, InputContract, OutputCont
 from rsinfer.pipelines.dbcr import DbCr, SamplerName, SamplingPlan
 from rsinfer.pipelines.demo_weights import demo_card
 from rsinfer.pipelines.microbatch import balanced_batch
+from rsinfer.pipelines.preview import rgb_preview
 from rsinfer.pipelines.sentinel import (denormalise_s2, detect_s1_scale, normalise_s1, normalise_s2, s1_bands,
                                         s2_bands, s2_layout)
 from rsinfer.pipelines.spec import PipelineSpec
@@ -144,16 +144,3 @@ def check_draws_differ(plan: SamplingPlan, samples: int) -> None:
         raise UsageError(f"{{samples}} draws need at least 2 sampler steps: with {{steps}} the {plan.sampler} sampler "
                          "returns the network's first estimate, the same for every seed", samples=samples,
                          steps=plan.steps)
-
-
-def rgb_preview(path: str | os.PathLike, bands: Sequence[str], side: int = 1024) -> torch.Tensor:
-    """(3, h, w) uint8 true colour (B4, B3, B2) of a written scene whose bands are `bands`, 2–98 % percentile
-    stretch."""
-    rgb = torch.stack([torch.from_numpy(read_decimated(path, list(bands).index(b) + 1, side))
-                       for b in ("B4", "B3", "B2")])
-    finite = rgb[torch.isfinite(rgb)]
-    if finite.numel() == 0:
-        return torch.zeros(3, *rgb.shape[1:], dtype=torch.uint8)
-    low, high = torch.quantile(finite[:: max(1, finite.numel() // 100_000)], torch.tensor([0.02, 0.98]))
-    scaled = ((rgb - low) / (high - low).clamp_min(1e-6)).nan_to_num(0.0).clamp(0, 1)
-    return (scaled * 255).round().to(torch.uint8)

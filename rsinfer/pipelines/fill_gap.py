@@ -66,7 +66,7 @@ from rsinfer.models.checkpoint import load_state_dict, strict_load
 from rsinfer.models.tirsit import TirsitNet
 from rsinfer.pipelines.bands import BandLayout, BandRule, ResolvedBands, resolve_bands
 from rsinfer.pipelines.contract import EngineOptions, InputContract, OutputContract, ScenePipeline, ScenePlan
-from rsinfer.pipelines.decloud import rgb_preview
+from rsinfer.pipelines.preview import rgb_preview
 from rsinfer.pipelines.vocabulary import FILL_GAP_TASKS, FillGapTask
 from rsinfer.pipelines.sentinel import (S2_LAYOUTS, S2_SCALE, canonical_band, detect_s1_scale, normalise_s1,
                                         s1_bands)

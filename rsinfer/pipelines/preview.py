@@ -2,7 +2,8 @@
 
 `write_png(path, rgb, text, banner)` writes an 8-bit RGB PNG atomically (`rsinfer.files`). `text` goes into
 tEXt chunks (e.g. ``weights: random``); `banner` is burnt into the top rows in a 5×7 pixel font so a preview of a
-random-weights run can never pass for a real result.
+random-weights run can never pass for a real result. `rgb_preview` renders a written optical scene in true colour
+with the 2–98 % stretch of `finite_quantiles`.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 
 from rsinfer.files import write_bytes_atomically
+from rsinfer.io import read_decimated
+
+QUANTILE_SAMPLES = 100_000  # a stretch's quantiles are taken on every k-th finite value, about this many
 
 # 5×7 glyphs, one string of 7 rows per character ('#' = ink); the characters banners use.
 _FONT: dict[str, tuple[str, ...]] = {
@@ -83,3 +87,26 @@ def write_png(path: str | os.PathLike, rgb: torch.Tensor, text: Mapping[str, str
         body.append(_chunk(b"tEXt", key.encode("latin-1")[:79] + b"\x00" + value.encode("latin-1", "replace")))
     body += [_chunk(b"IDAT", zlib.compress(raw, 6)), _chunk(b"IEND", b"")]
     return write_bytes_atomically(path, b"\x89PNG\r\n\x1a\n" + b"".join(body), replace=overwrite)
+
+
+def finite_quantiles(values: torch.Tensor, low: float = 0.02, high: float = 0.98) -> torch.Tensor | None:
+    """(2,) the `low` and `high` quantiles of the finite entries of `values`, in its dtype, taken on every k-th of
+    them (about `QUANTILE_SAMPLES`); None when none is finite."""
+    finite = values[torch.isfinite(values)]
+    if finite.numel() == 0:
+        return None
+    return torch.quantile(finite[:: max(1, finite.numel() // QUANTILE_SAMPLES)],
+                          torch.tensor([low, high], dtype=finite.dtype))
+
+
+def rgb_preview(path: str | os.PathLike, bands: Sequence[str], side: int = 1024) -> torch.Tensor:
+    """(3, h, w) uint8 true colour (B4, B3, B2) of a written scene whose bands are `bands`, one 2–98 % stretch for
+    the three bands."""
+    rgb = torch.stack([torch.from_numpy(read_decimated(path, list(bands).index(b) + 1, side))
+                       for b in ("B4", "B3", "B2")])
+    limits = finite_quantiles(rgb)
+    if limits is None:
+        return torch.zeros(3, *rgb.shape[1:], dtype=torch.uint8)
+    low, high = limits
+    scaled = ((rgb - low) / (high - low).clamp_min(1e-6)).nan_to_num(0.0).clamp(0, 1)
+    return (scaled * 255).round().to(torch.uint8)
