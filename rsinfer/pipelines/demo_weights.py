@@ -8,6 +8,7 @@ folder; each carries its model card in its safetensors metadata, whose ``preset`
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import rsinfer
@@ -32,8 +33,13 @@ def demo_path(name: str) -> Path:
     raise ValueError(f"no demo weights named {name!r}; available: {list(demo_names()) or 'none (not installed)'}")
 
 
-def demo_card(name: str) -> dict[str, str]:
-    """The model card of demo weights `name` (the file's safetensors metadata)."""
-    with open(demo_path(name), "rb") as handle:
+def model_card(path: str | os.PathLike) -> dict[str, str]:
+    """The model card of a safetensors file: its metadata (empty without one), read from the header alone."""
+    with open(path, "rb") as handle:
         header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
     return dict(header.get("__metadata__", {}))
+
+
+def demo_card(name: str) -> dict[str, str]:
+    """The model card of demo weights `name`."""
+    return model_card(demo_path(name))

@@ -91,6 +91,7 @@ from rsinfer.ops import Backend
 from rsinfer.pipelines.bands import BandRule, resolve_bands
 from rsinfer.pipelines.contract import EngineOptions, InputContract, OutputContract, ScenePipeline, ScenePlan
 from rsinfer.pipelines.crossdiff import DEFAULT_DN_SCALE, RATIO, CrossDiff
+from rsinfer.pipelines.demo_weights import model_card
 from rsinfer.pipelines.spec import PipelineSpec, Weights
 from rsinfer.scene import Tiles
 from rsinfer.sensors import sensor as lookup_sensor
@@ -205,10 +206,7 @@ def card_dn_scale(weights: Weights) -> float | None:
     path = Path(given.get("", ""))
     if set(given) != {""} or path.suffix != ".safetensors" or not path.is_file():
         return None
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as handle:
-        stated = (handle.metadata() or {}).get("dn_scale")
+    stated = model_card(path).get("dn_scale")
     if stated is None:
         return None
     try:
