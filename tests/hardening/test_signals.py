@@ -71,11 +71,15 @@ def test_sighup_mid_write_is_handled_like_ctrl_c(big_scene, tmp_path) -> None:
 
 def test_ctrl_c_during_the_cog_conversion_stops_the_conversion(big_scene, tmp_path) -> None:
     """The interrupt reaches GDAL's copy while it runs (it reports how far it got: below 100 %), not after it; GDAL's
-    own temporary overview file (.ovr.tmp) goes too."""
+    own temporary overview file (.ovr.tmp) goes too.
+
+    The signal waits for that .ovr.tmp file, which only GDAL's copy creates and which lives until the copy ends: our
+    own .cog.tif name is reserved before the copy starts, and an interrupt landing in between is a plain Ctrl-C with
+    no copy to stop (it failed this test in CI once)."""
     (tmp_path / "ndwi.tif").write_bytes(b"earlier raster")
     process = rsinfer_process(["-v", "scene", "--product", "ndwi", "--input", f"s2={big_scene}", "--out",
                                "ndwi.tif", "--tile", "1024", "--overlap", "0", "--cog", "--overwrite"], cwd=tmp_path)
-    status, err = _signal_when_written(process, tmp_path, ".cog.tif", signal.SIGINT)
+    status, err = _signal_when_written(process, tmp_path, ".ovr.tmp", signal.SIGINT)
     assert status == 128 + signal.SIGINT == 130
     stopped = [re.search(r"stopped at (\d+) % of the copy", line) for line in err]
     assert [int(m[1]) for m in stopped if m] and all(int(m[1]) < 100 for m in stopped if m), err
