@@ -204,6 +204,13 @@ def machine_line(threads: int) -> str:
             f"load average at start {load}")
 
 
+def require_at_least_one(parser: argparse.ArgumentParser, args: argparse.Namespace, names: Sequence[str]) -> None:
+    """Stop with argparse's error when one of the integer options `names` (attribute names) is below 1."""
+    for name in names:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(args, name)}")
+
+
 def begin_run(module: str, argv: Sequence[str] | None,
               parse_args: Callable[[list[str]], argparse.Namespace]) -> tuple[argparse.Namespace, str, str, str]:
     """Parse a training script's arguments, set torch's threads, print its command and machine line: (args, command,
@@ -292,9 +299,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--log-every", type=int, default=50)
     parser.add_argument("--data", help="the shared data folder (default ../shared/data beside the repository)")
     args = parser.parse_args(argv)
-    for name in ("steps", "batch", "crop", "warmup", "threads", "log_every"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(args, name)}")
+    require_at_least_one(parser, args, ("steps", "batch", "crop", "warmup", "threads", "log_every"))
     if not 0 <= args.t1_fraction <= 1:
         parser.error(f"--t1-fraction must lie in [0, 1], got {args.t1_fraction}")
     data_dir(args.data)  # fail now, not after building the network

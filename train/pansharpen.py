@@ -73,7 +73,7 @@ from rsinfer.samplers.cosine_schedule import cosine_schedule
 from rsinfer.tiling import Window
 from train.data import CropSampler, read_bands
 from train.decloud import (STORAGE_DTYPES, STORAGE_TOLERANCE_DB, begin_run, cast_state, learning_rate,
-                           write_weights)
+                           require_at_least_one, write_weights)
 from train.evaluate_pansharpen import (BASELINE_NAMES, HOLDOUT, WaldPair, baseline, evaluate, heldout_pair,
                                        landsat_bands, landsat_paths, markdown, quality)
 
@@ -429,9 +429,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--stage1-steps must be ≥ 0, got {args.stage1_steps}")
     if not (math.isfinite(args.dn_scale) and args.dn_scale > 0):
         parser.error(f"--dn-scale must be a positive number, got {args.dn_scale}")
-    for name in ("stage2_steps", "batch", "warmup", "threads", "log_every"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(args, name)}")
+    require_at_least_one(parser, args, ("stage2_steps", "batch", "warmup", "threads", "log_every"))
     if args.crop < 8 or args.crop % 8:
         parser.error(f"--crop must be a positive multiple of 8 (the U-Nets' three stride-2 levels), got {args.crop}")
     if not 0 <= args.cond_dropout < 1:
